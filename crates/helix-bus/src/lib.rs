@@ -1,0 +1,184 @@
+//! Helix bus.
+//!
+//! Owns messaging between services and instances: [`PubSub`] (fire-and-forget channels such as
+//! `consciousness:stream`, `service:health`, `agent:coordination`, `conversation:<id>`) and
+//! [`JobQueue`] (a durable, at-least-once queue with leases and fencing tokens). Two
+//! implementations: `memory` (in process, the embedded default) and `redis` (several processes and
+//! machines). The backend is chosen at run time by [`open`] from the URL.
+//!
+//! Data flow: a publisher calls [`PubSub::publish`] → the backend fans the payload out to every
+//! [`Subscription`] of that channel in every process attached to the same backend.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+mod error;
+pub use error::BusError;
+
+/// Which engine a bus runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Memory,
+    Redis,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Memory => "memory",
+            Backend::Redis => "redis",
+        }
+    }
+}
+
+/// How to open a bus.
+#[derive(Debug, Clone)]
+pub struct BusOptions {
+    /// Prepended to every channel name and key, so that tests (or tenants) sharing one Redis never
+    /// see each other. Empty in production so channels keep their platform names.
+    pub prefix: String,
+    /// How long one connection attempt may take.
+    pub connect_timeout: Duration,
+    /// Total attempts to reach Redis at open before giving up (bounded retry).
+    pub connect_attempts: u32,
+    /// Per-subscription buffer; a subscriber that falls further behind sees `Lagged`.
+    pub subscription_buffer: usize,
+}
+
+impl Default for BusOptions {
+    fn default() -> Self {
+        Self {
+            prefix: String::new(),
+            connect_timeout: Duration::from_secs(5),
+            connect_attempts: 5,
+            subscription_buffer: 1024,
+        }
+    }
+}
+
+/// One message received on a channel (the channel name is given without the prefix).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub channel: String,
+    pub payload: Bytes,
+}
+
+/// What a subscription yields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Message(Message),
+    /// This subscriber fell behind and `skipped` messages were dropped for it alone.
+    Lagged { skipped: u64 },
+    /// The connection to the backend was lost and re-established; messages published meanwhile
+    /// may be missing, so the consumer should recover from history.
+    Resubscribed,
+}
+
+/// A live subscription to one channel. Dropping it unsubscribes.
+pub struct Subscription {
+    rx: tokio::sync::mpsc::Receiver<Event>,
+    _guard: Option<Box<dyn Send + Sync>>,
+}
+
+impl Subscription {
+    /// Build a subscription from a receiver and a guard whose drop unsubscribes.
+    pub fn new(
+        rx: tokio::sync::mpsc::Receiver<Event>,
+        guard: Option<Box<dyn Send + Sync>>,
+    ) -> Self {
+        Self { rx, _guard: guard }
+    }
+
+    /// The next event, or `None` once the bus is closed.
+    pub async fn recv(&mut self) -> Option<Event> {
+        self.rx.recv().await
+    }
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription").finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+pub trait PubSub: Send + Sync + 'static {
+    /// Deliver `payload` to every current subscriber of `channel`; returns once the backend has
+    /// accepted it. Messages of one publisher on one channel arrive in order.
+    async fn publish(&self, channel: &str, payload: Bytes) -> Result<(), BusError>;
+
+    /// Subscribe to one channel. When this returns, the subscription is active: a message
+    /// published afterwards is delivered.
+    async fn subscribe(&self, channel: &str) -> Result<Subscription, BusError>;
+}
+
+/// A job taken from a queue under a lease. Only the holder of the current `token` may ack it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub queue: String,
+    pub job_id: String,
+    pub payload: Bytes,
+    /// Fencing token: grows every time the job is leased, so a stale holder is detected.
+    pub token: u64,
+    /// How many times this job has been leased, this time included.
+    pub attempt: u32,
+}
+
+/// Counts of one queue.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Ready to be leased now.
+    pub available: u64,
+    /// Leased and not yet acknowledged (expired leases included until reclaimed).
+    pub leased: u64,
+    /// Waiting for their delay to pass.
+    pub delayed: u64,
+}
+
+#[async_trait]
+pub trait JobQueue: Send + Sync + 'static {
+    /// Add a job, available after `delay` (zero: now). Returns its id. Durable on Redis.
+    async fn enqueue(&self, queue: &str, payload: Bytes, delay: Duration)
+        -> Result<String, BusError>;
+
+    /// Lease the oldest available job for `lease`; `None` when the queue has nothing ready.
+    /// A job whose lease expired without ack is available again.
+    async fn reserve(&self, queue: &str, lease: Duration) -> Result<Option<Lease>, BusError>;
+
+    /// Acknowledge (delete) a leased job. Fails with [`BusError::LeaseLost`] when the lease
+    /// expired and the job was leased again (the token no longer matches) or is gone.
+    async fn ack(&self, lease: &Lease) -> Result<(), BusError>;
+
+    /// Give a leased job back, available again after `delay`. Same fencing as `ack`.
+    async fn release(&self, lease: &Lease, delay: Duration) -> Result<(), BusError>;
+
+    /// Counts of one queue.
+    async fn stats(&self, queue: &str) -> Result<QueueStats, BusError>;
+}
+
+/// The bus every service holds as `Arc<dyn Bus>`.
+#[async_trait]
+pub trait Bus: PubSub + JobQueue {
+    fn backend(&self) -> Backend;
+
+    /// A password-free description (`redis 127.0.0.1:6379/0`, `memory`).
+    fn describe(&self) -> String;
+
+    /// One cheap round trip; `Err` means the backend is unreachable right now.
+    async fn ping(&self) -> Result<(), BusError>;
+
+    /// Stop background tasks; open subscriptions end and later calls fail with
+    /// [`BusError::Unavailable`].
+    async fn close(&self);
+}
+
+/// Open a bus: `None` → in-process memory bus; `redis://` or `rediss://` → Redis. Any other
+/// scheme is [`BusError::UnsupportedScheme`]. Retries the first connection `connect_attempts`
+/// times, then fails with [`BusError::Unavailable`] naming the host, never the password.
+pub async fn open(url: Option<&str>, options: &BusOptions) -> Result<Arc<dyn Bus>, BusError> {
+    let _ = (url, options);
+    unimplemented!("helix-bus open")
+}

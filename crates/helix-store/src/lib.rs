@@ -1,0 +1,114 @@
+//! Helix storage.
+//!
+//! Owns everything that touches a relational database: the [`Store`] trait that services hold as
+//! `Arc<dyn Store>`, one implementation per engine (`postgres`, `sqlite`), and the SQL migrations of
+//! each dialect under `migrations/<dialect>/`. The engine is chosen at run time from the URL scheme
+//! by [`open`]; there are no backend Cargo features.
+//!
+//! Data flow: a service calls a trait method → the engine module runs its dialect's SQL on its
+//! `sqlx` pool → rows come back as the plain models of this crate. Errors are [`StoreError`], which
+//! never carries a password.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+mod error;
+pub use error::StoreError;
+
+/// Which engine a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Postgres => "postgres",
+            Backend::Sqlite => "sqlite",
+        }
+    }
+}
+
+/// How to open a store. `Default` suits production; tests set `schema` to isolate themselves.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Maximum pooled connections.
+    pub max_connections: u32,
+    /// How long one connection attempt may take.
+    pub connect_timeout: Duration,
+    /// Total attempts to reach the database at open before giving up (bounded retry).
+    pub connect_attempts: u32,
+    /// PostgreSQL only: a schema to create if missing and put first on every connection's
+    /// `search_path` (migrations and data then live there). Ignored by SQLite.
+    pub schema: Option<String>,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            connect_timeout: Duration::from_secs(5),
+            connect_attempts: 5,
+            schema: None,
+        }
+    }
+}
+
+/// One migration file known to the binary, and whether the database has applied it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationStatus {
+    pub version: i64,
+    pub name: String,
+    pub applied: bool,
+}
+
+/// What one [`Store::migrate`] call did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MigrationReport {
+    /// Versions applied by this call, in order (empty when already up to date).
+    pub applied: Vec<i64>,
+    /// The highest version now applied.
+    pub current: i64,
+}
+
+/// The storage contract every service holds as `Arc<dyn Store>`.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+
+    /// A password-free description of where the store points (`postgres 127.0.0.1:5432/test`,
+    /// `sqlite .helix/helix.db`), for logs and tables.
+    fn describe(&self) -> String;
+
+    /// One cheap round trip; `Err` means the database is unreachable right now.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Apply every pending migration of this dialect. Idempotent, and safe when several processes
+    /// call it at once: a database-wide lock serialises them.
+    async fn migrate(&self) -> Result<MigrationReport, StoreError>;
+
+    /// Every migration this binary knows, and whether it has been applied.
+    async fn migration_status(&self) -> Result<Vec<MigrationStatus>, StoreError>;
+
+    /// Read one entry of the `helix_meta` key/value table.
+    async fn meta_get(&self, key: &str) -> Result<Option<String>, StoreError>;
+
+    /// Insert or replace one entry of the `helix_meta` key/value table.
+    async fn meta_put(&self, key: &str, value: &str) -> Result<(), StoreError>;
+
+    /// Close the pool; later calls fail with [`StoreError::Unavailable`].
+    async fn close(&self);
+}
+
+/// Open a store from a URL: `postgres://` or `postgresql://` → PostgreSQL, `sqlite://` → SQLite
+/// (WAL mode, file created if missing). Any other scheme is [`StoreError::UnsupportedScheme`].
+/// Retries the first connection `connect_attempts` times with backoff, then fails with
+/// [`StoreError::Unavailable`] naming the host, never the password.
+pub async fn open(url: &str, options: &StoreOptions) -> Result<Arc<dyn Store>, StoreError> {
+    let _ = (url, options);
+    unimplemented!("helix-store open")
+}
