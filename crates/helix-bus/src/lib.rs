@@ -16,7 +16,13 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 mod error;
+mod fanout;
+pub mod memory;
+pub mod redis;
+
 pub use error::BusError;
+pub use memory::MemoryBus;
+pub use redis::RedisBus;
 
 /// Which engine a bus runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,6 +185,25 @@ pub trait Bus: PubSub + JobQueue {
 /// scheme is [`BusError::UnsupportedScheme`]. Retries the first connection `connect_attempts`
 /// times, then fails with [`BusError::Unavailable`] naming the host, never the password.
 pub async fn open(url: Option<&str>, options: &BusOptions) -> Result<Arc<dyn Bus>, BusError> {
-    let _ = (url, options);
-    unimplemented!("helix-bus open")
+    let Some(url) = url else {
+        return Ok(Arc::new(MemoryBus::new(options)));
+    };
+    // Parsed here only to pick the backend; the error text never repeats the URL.
+    let parsed = url::Url::parse(url).map_err(|e| BusError::InvalidUrl {
+        reason: e.to_string(),
+    })?;
+    match parsed.scheme() {
+        "redis" | "rediss" => Ok(Arc::new(RedisBus::open(url, options).await?)),
+        other => Err(BusError::UnsupportedScheme {
+            scheme: other.to_owned(),
+        }),
+    }
+}
+
+/// Queue names become part of Redis keys; an empty one would break the one-slot hash tag.
+pub(crate) fn check_queue_name(queue: &str) -> Result<(), BusError> {
+    if queue.is_empty() {
+        return Err(BusError::Backend("queue name must not be empty".into()));
+    }
+    Ok(())
 }

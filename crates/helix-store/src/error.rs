@@ -21,3 +21,25 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Database(String),
 }
+
+impl StoreError {
+    /// Map a driver error. `target` (`host:port/db` or a path) names the database when it is
+    /// unreachable; driver messages carry no URL, so none can leak through here.
+    pub(crate) fn from_sqlx(err: sqlx::Error, target: &str) -> Self {
+        match err {
+            sqlx::Error::RowNotFound => StoreError::NotFound,
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Conflict(db.message().to_string())
+            }
+            sqlx::Error::PoolClosed
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable {
+                target: target.to_string(),
+                reason: err.to_string(),
+            },
+            other => StoreError::Database(other.to_string()),
+        }
+    }
+}

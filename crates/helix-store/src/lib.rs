@@ -14,7 +14,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+mod connect;
 mod error;
+mod migrations;
+mod postgres;
+mod sqlite;
+mod target;
+
 pub use error::StoreError;
 
 /// Which engine a store runs on.
@@ -31,6 +37,17 @@ impl Backend {
             Backend::Sqlite => "sqlite",
         }
     }
+
+    /// The engine a database URL selects, without connecting. Errors as [`open`] would.
+    pub fn from_url(url: &str) -> Result<Backend, StoreError> {
+        target::parse(url).map(|t| t.backend())
+    }
+}
+
+/// A password-free description of a database URL, without connecting: `postgres host:port/db` or
+/// `sqlite <path>` (what [`Store::describe`] of the opened store starts with).
+pub fn describe_url(url: &str) -> Result<String, StoreError> {
+    target::parse(url).map(|t| t.describe())
 }
 
 /// How to open a store. `Default` suits production; tests set `schema` to isolate themselves.
@@ -109,6 +126,10 @@ pub trait Store: Send + Sync + 'static {
 /// Retries the first connection `connect_attempts` times with backoff, then fails with
 /// [`StoreError::Unavailable`] naming the host, never the password.
 pub async fn open(url: &str, options: &StoreOptions) -> Result<Arc<dyn Store>, StoreError> {
-    let _ = (url, options);
-    unimplemented!("helix-store open")
+    match target::parse(url)? {
+        target::Target::Postgres(pg) => Ok(Arc::new(postgres::PgStore::open(*pg, options).await?)),
+        target::Target::Sqlite(path) => {
+            Ok(Arc::new(sqlite::SqliteStore::open(path, options).await?))
+        }
+    }
 }

@@ -1,0 +1,210 @@
+//! The in-process bus, the embedded default when no `REDIS_URL` is set.
+//!
+//! Owns, for one process only: the channel → subscribers fan-out ([`FanOut`]) and every job
+//! queue's state ([`queue::QueueState`]). Nothing is serialised: a published payload is a
+//! [`Bytes`] cloned (a reference count) into each subscriber's buffer. Nothing survives a
+//! restart, and two `MemoryBus` values never see each other, so the `prefix` option has no
+//! effect here. Time is `tokio::time::Instant`, so tests can pause it.
+
+mod queue;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::fanout::FanOut;
+use crate::{
+    Backend, Bus, BusError, BusOptions, Event, JobQueue, Lease, Message, PubSub, QueueStats,
+    Subscription,
+};
+use queue::QueueState;
+
+/// Pub/sub and job queues inside this process.
+pub struct MemoryBus {
+    /// Why a std mutex: it is held only to update the map and to `try_send` (never blocks),
+    /// never across an `.await`. Why an `Arc`: each subscription's guard holds a `Weak` to it so
+    /// dropping the subscription removes it, without keeping a closed bus alive.
+    channels: Arc<Mutex<FanOut>>,
+    /// Why a std mutex: every queue operation is a few map updates with no `.await`; one lock
+    /// for all queues keeps reserve atomic (two reservers never see the same job).
+    queues: Mutex<HashMap<String, QueueState>>,
+    buffer: usize,
+    /// Set once by `close`; checked first by every call.
+    closed: AtomicBool,
+}
+
+impl std::fmt::Debug for MemoryBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryBus").finish_non_exhaustive()
+    }
+}
+
+impl MemoryBus {
+    pub fn new(options: &BusOptions) -> Self {
+        Self {
+            channels: Arc::default(),
+            queues: Mutex::default(),
+            buffer: options.subscription_buffer.max(1),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    fn check_open(&self) -> Result<(), BusError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(closed());
+        }
+        Ok(())
+    }
+
+    /// Run `f` on one queue's state, creating it if needed and forgetting it once empty.
+    fn with_queue<T>(&self, queue: &str, f: impl FnOnce(&mut QueueState) -> T) -> Result<T, BusError> {
+        self.check_open()?;
+        crate::check_queue_name(queue)?;
+        let mut queues = lock(&self.queues);
+        let state = queues.entry(queue.to_owned()).or_default();
+        let out = f(state);
+        if state.is_empty() {
+            queues.remove(queue);
+        }
+        Ok(out)
+    }
+}
+
+fn closed() -> BusError {
+    BusError::Unavailable {
+        target: "memory".into(),
+        reason: "the bus is closed".into(),
+    }
+}
+
+/// A poisoned lock only means another thread panicked mid-update; the maps stay usable.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Removes its subscriber from the fan-out when the [`Subscription`] is dropped.
+struct Unsubscribe {
+    channels: Weak<Mutex<FanOut>>,
+    channel: String,
+    id: u64,
+}
+
+impl Drop for Unsubscribe {
+    fn drop(&mut self) {
+        if let Some(channels) = self.channels.upgrade() {
+            lock(&channels).remove(&self.channel, self.id);
+        }
+    }
+}
+
+#[async_trait]
+impl PubSub for MemoryBus {
+    async fn publish(&self, channel: &str, payload: Bytes) -> Result<(), BusError> {
+        self.check_open()?;
+        let event = Event::Message(Message {
+            channel: channel.to_owned(),
+            payload,
+        });
+        lock(&self.channels).deliver(channel, &event);
+        Ok(())
+    }
+
+    async fn subscribe(&self, channel: &str) -> Result<Subscription, BusError> {
+        // Why a bounded channel: a subscriber that stops reading costs at most `buffer` events,
+        // then sees `Lagged`; the publisher never waits for it.
+        let (tx, rx) = mpsc::channel(self.buffer);
+        let id = {
+            let mut channels = lock(&self.channels);
+            // Checked under the lock so `close` cannot clear the map between check and insert.
+            self.check_open()?;
+            channels.add(channel, tx).0
+        };
+        let guard = Unsubscribe {
+            channels: Arc::downgrade(&self.channels),
+            channel: channel.to_owned(),
+            id,
+        };
+        Ok(Subscription::new(rx, Some(Box::new(guard))))
+    }
+}
+
+#[async_trait]
+impl JobQueue for MemoryBus {
+    async fn enqueue(
+        &self,
+        queue: &str,
+        payload: Bytes,
+        delay: Duration,
+    ) -> Result<String, BusError> {
+        let id = uuid::Uuid::now_v7().to_string();
+        let now = Instant::now();
+        self.with_queue(queue, |q| q.enqueue(id.clone(), payload, delay, now))?;
+        Ok(id)
+    }
+
+    async fn reserve(&self, queue: &str, lease: Duration) -> Result<Option<Lease>, BusError> {
+        let now = Instant::now();
+        let taken = self.with_queue(queue, |q| q.reserve(lease, now))?;
+        Ok(taken.map(|job| Lease {
+            queue: queue.to_owned(),
+            job_id: job.id,
+            payload: job.payload,
+            token: job.token,
+            attempt: job.attempt,
+        }))
+    }
+
+    async fn ack(&self, lease: &Lease) -> Result<(), BusError> {
+        self.with_queue(&lease.queue, |q| q.ack(&lease.job_id, lease.token))?
+            .then_some(())
+            .ok_or_else(|| lease_lost(lease))
+    }
+
+    async fn release(&self, lease: &Lease, delay: Duration) -> Result<(), BusError> {
+        let now = Instant::now();
+        self.with_queue(&lease.queue, |q| {
+            q.release(&lease.job_id, lease.token, delay, now)
+        })?
+        .then_some(())
+        .ok_or_else(|| lease_lost(lease))
+    }
+
+    async fn stats(&self, queue: &str) -> Result<QueueStats, BusError> {
+        let now = Instant::now();
+        self.with_queue(queue, |q| q.stats(now))
+    }
+}
+
+fn lease_lost(lease: &Lease) -> BusError {
+    BusError::LeaseLost {
+        job_id: lease.job_id.clone(),
+    }
+}
+
+#[async_trait]
+impl Bus for MemoryBus {
+    fn backend(&self) -> Backend {
+        Backend::Memory
+    }
+
+    fn describe(&self) -> String {
+        "memory".into()
+    }
+
+    async fn ping(&self) -> Result<(), BusError> {
+        self.check_open()
+    }
+
+    async fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        // Dropping every sender ends every open subscription (`recv` yields `None`).
+        lock(&self.channels).clear();
+        lock(&self.queues).clear();
+    }
+}

@@ -1,0 +1,275 @@
+//! The PostgreSQL store: [`PgStore`] on a `sqlx::PgPool`.
+//!
+//! Owns the PostgreSQL dialect of every query and its migrator. With `StoreOptions::schema`, the
+//! schema is created at open and is the only entry of every pooled connection's `search_path`, so
+//! migrations and data live there (tests use this to isolate themselves in one database).
+
+use async_trait::async_trait;
+use chrono::Utc;
+use sha2::{Digest, Sha256};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{Connection, Executor, PgConnection};
+
+use crate::connect::{is_transport_error, Attempts};
+use crate::migrations::{self, Migration, POSTGRES};
+use crate::target::PgTarget;
+use crate::{Backend, MigrationReport, MigrationStatus, Store, StoreError, StoreOptions};
+
+const TRACKING_TABLE: &str = "CREATE TABLE IF NOT EXISTS helix_migrations (
+    version    BIGINT PRIMARY KEY,
+    name       TEXT NOT NULL,
+    checksum   TEXT NOT NULL,
+    applied_at TIMESTAMPTZ NOT NULL
+)";
+
+pub(crate) struct PgStore {
+    pool: PgPool,
+    /// `host:port/db`, never the user or password.
+    location: String,
+    schema: Option<String>,
+}
+
+impl PgStore {
+    /// Reach the server (bounded retry), create the schema if one is asked for, then pool.
+    pub(crate) async fn open(target: PgTarget, options: &StoreOptions) -> Result<Self, StoreError> {
+        let schema = options.schema.clone();
+        let mut connect = target.connect;
+        if let Some(s) = &schema {
+            validate_schema(s)?;
+            connect = connect.options([("search_path", quote_ident(s))]);
+        }
+        let attempts = Attempts {
+            target: &target.location,
+            secrets: &target.secrets,
+            retryable,
+        };
+        // The first connection is made by hand rather than by the pool: the pool retries a
+        // refused connection silently until its timeout and then reports only "timed out".
+        attempts
+            .run(options, || probe(&connect, schema.as_deref()))
+            .await?;
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.connect_timeout)
+            .connect_lazy_with(connect);
+        Ok(Self {
+            pool,
+            location: target.location,
+            schema,
+        })
+    }
+
+    fn err(&self) -> impl Fn(sqlx::Error) -> StoreError + '_ {
+        |e| StoreError::from_sqlx(e, &self.location)
+    }
+
+    /// The check-and-apply part of [`Store::migrate`]; the caller holds the advisory lock.
+    async fn migrate_locked(&self, conn: &mut PgConnection) -> Result<MigrationReport, StoreError> {
+        (&mut *conn)
+            .execute(sqlx::raw_sql(TRACKING_TABLE))
+            .await
+            .map_err(self.err())?;
+        let applied: Vec<(i64, String)> =
+            sqlx::query_as("SELECT version, checksum FROM helix_migrations ORDER BY version")
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(self.err())?;
+        let mut done = Vec::new();
+        for m in migrations::pending(POSTGRES, &applied)? {
+            apply(conn, m).await?;
+            tracing::info!(version = m.version, name = m.name, "applied migration");
+            done.push(m.version);
+        }
+        Ok(migrations::report(&applied, done))
+    }
+}
+
+/// One connection that proves the server answers, and creates the schema on the way.
+async fn probe(connect: &PgConnectOptions, schema: Option<&str>) -> Result<(), sqlx::Error> {
+    let mut conn = PgConnection::connect_with(connect).await?;
+    if let Some(s) = schema {
+        let sql = format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(s));
+        let created = conn.execute(sqlx::raw_sql(&sql)).await;
+        match created {
+            // Two processes opening at once can both pass IF NOT EXISTS and collide on the
+            // catalog's unique index; the schema exists either way.
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {}
+            other => {
+                other?;
+            }
+        }
+    }
+    conn.close().await
+}
+
+/// Refused connections, timeouts, and the server saying "starting up" or "too many clients".
+fn retryable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(e) => matches!(e.code().as_deref(), Some("57P03" | "53300")),
+        other => is_transport_error(other),
+    }
+}
+
+/// One migration and its tracking row in one transaction: both land or neither does.
+async fn apply(conn: &mut PgConnection, m: &Migration) -> Result<(), StoreError> {
+    let fail = |e: sqlx::Error| StoreError::Migration {
+        version: m.version,
+        reason: e.to_string(),
+    };
+    let mut tx = conn.begin().await.map_err(fail)?;
+    (&mut *tx)
+        .execute(sqlx::raw_sql(m.sql))
+        .await
+        .map_err(fail)?;
+    sqlx::query(
+        "INSERT INTO helix_migrations (version, name, checksum, applied_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(m.version)
+    .bind(m.name)
+    .bind(m.checksum())
+    .bind(Utc::now())
+    .execute(&mut *tx)
+    .await
+    .map_err(fail)?;
+    tx.commit().await.map_err(fail)
+}
+
+/// Schema names are restricted to plain identifiers so they read the same quoted or not.
+fn validate_schema(schema: &str) -> Result<(), StoreError> {
+    let mut chars = schema.chars();
+    let ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && schema.len() <= 63;
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(format!(
+            "schema name `{schema}`: use at most 63 letters, digits and underscores"
+        )))
+    }
+}
+
+fn quote_ident(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+/// The advisory-lock key of the migrator: one per schema, so test schemas migrate in parallel
+/// while two processes on the same schema take turns.
+fn lock_key(schema: Option<&str>) -> i64 {
+    let digest = Sha256::digest(format!("helix_migrations:{}", schema.unwrap_or("public")));
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(bytes)
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn backend(&self) -> Backend {
+        Backend::Postgres
+    }
+
+    fn describe(&self) -> String {
+        match &self.schema {
+            Some(s) => format!("postgres {} schema={s}", self.location),
+            None => format!("postgres {}", self.location),
+        }
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    async fn migrate(&self) -> Result<MigrationReport, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(self.err())?;
+        // Why: the advisory lock belongs to this session. Should this future be dropped halfway,
+        // the connection must not go back to the pool still holding it; closing it frees the lock.
+        conn.close_on_drop();
+        let key = lock_key(self.schema.as_deref());
+        // Why: a session-level lock, held across the per-migration transactions below, makes
+        // concurrent migrators (several instances starting at once) run one after the other;
+        // the next one then finds everything applied.
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(key)
+            .execute(&mut *conn)
+            .await
+            .map_err(self.err())?;
+        let result = self.migrate_locked(&mut conn).await;
+        let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(key)
+            .execute(&mut *conn)
+            .await;
+        if let Err(error) = unlocked {
+            // The connection is closed on drop, which releases the lock all the same.
+            tracing::warn!(db = %self.location, %error, "pg_advisory_unlock failed");
+        }
+        result
+    }
+
+    async fn migration_status(&self) -> Result<Vec<MigrationStatus>, StoreError> {
+        let exists: bool = sqlx::query_scalar("SELECT to_regclass('helix_migrations') IS NOT NULL")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(self.err())?;
+        let versions: Vec<i64> = if exists {
+            sqlx::query_scalar("SELECT version FROM helix_migrations")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(self.err())?
+        } else {
+            Vec::new()
+        };
+        Ok(migrations::status(POSTGRES, &versions))
+    }
+
+    async fn meta_get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("SELECT value FROM helix_meta WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(self.err())
+    }
+
+    async fn meta_put(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO helix_meta (key, value, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        )
+        .bind(key)
+        .bind(value)
+        .bind(Utc::now())
+        .execute(&self.pool)
+        .await
+        .map_err(self.err())?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_names_are_plain_identifiers() {
+        assert!(validate_schema("helix_test_0123abcd").is_ok());
+        assert!(validate_schema("_x").is_ok());
+        for bad in ["", "1x", "a-b", "a\"b", "a b", &"x".repeat(64)] {
+            assert!(validate_schema(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn lock_key_depends_on_schema_only() {
+        assert_eq!(lock_key(None), lock_key(Some("public")));
+        assert_ne!(lock_key(Some("a")), lock_key(Some("b")));
+    }
+}

@@ -1,0 +1,111 @@
+//! Typed views of a service's resolved variables: the values the runtime uses.
+
+use std::path::Path;
+
+use secrecy::{ExposeSecret, SecretString};
+
+use super::problem::Problem;
+use super::resolve::{Resolved, Source};
+use crate::platform::catalog::{ServiceSpec, DATABASE_URL, PORT, REDIS_URL};
+use crate::shared::redact;
+
+/// One service's resolved environment.
+#[derive(Debug, Clone)]
+pub struct ServiceEnv {
+    pub spec: &'static ServiceSpec,
+    pub vars: Vec<Resolved>,
+}
+
+impl ServiceEnv {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.resolved(name).and_then(|r| r.value.as_deref())
+    }
+
+    pub fn resolved(&self, name: &str) -> Option<&Resolved> {
+        self.vars.iter().find(|r| r.spec.name == name)
+    }
+
+    /// Every secret value, so the log redaction layer can hide them.
+    pub fn secret_values(&self) -> impl Iterator<Item = &str> {
+        self.vars.iter().filter(|r| r.spec.secret).filter_map(|r| r.value.as_deref())
+    }
+}
+
+/// Where a service's database is.
+#[derive(Debug, Clone)]
+pub enum DatabaseTarget {
+    /// The embedded SQLite file under the data directory.
+    Embedded(SecretString),
+    Url(SecretString),
+}
+
+impl DatabaseTarget {
+    pub fn url(&self) -> &str {
+        match self {
+            DatabaseTarget::Embedded(u) | DatabaseTarget::Url(u) => u.expose_secret(),
+        }
+    }
+}
+
+/// The typed values of a service's implicit variables.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    pub port: Option<u16>,
+    /// `None` when the service does not need a database.
+    pub database: Option<DatabaseTarget>,
+    /// `None` for the in-process bus (or when the service needs no bus).
+    pub redis_url: Option<SecretString>,
+}
+
+impl ServiceConfig {
+    /// Validate PORT, DATABASE_URL and REDIS_URL; every bad value becomes a located problem.
+    pub fn from_env(env: &ServiceEnv, data_dir: &Path, problems: &mut Vec<Problem>) -> Self {
+        let port = env.resolved(PORT).and_then(|r| {
+            let raw = r.value.as_deref()?;
+            check(env, r, problems, parse_port(raw), "a port number from 1 to 65535")
+        });
+        let database = env.spec.postgres.is_needed().then(|| database(env, data_dir, problems)).flatten();
+        let redis_url = env.resolved(REDIS_URL).and_then(|r| {
+            let raw = r.value.as_deref()?;
+            let ok = matches!(scheme(raw), Some("redis" | "rediss")).then(|| SecretString::from(raw.to_owned()));
+            check(env, r, problems, ok, "a redis:// or rediss:// URL")
+        });
+        Self { port, database, redis_url }
+    }
+}
+
+fn database(env: &ServiceEnv, data_dir: &Path, problems: &mut Vec<Problem>) -> Option<DatabaseTarget> {
+    let Some(r) = env.resolved(DATABASE_URL).filter(|r| r.value.is_some()) else {
+        let path = data_dir.join("helix.db");
+        return Some(DatabaseTarget::Embedded(format!("sqlite://{}", path.display()).into()));
+    };
+    let raw = r.value.as_deref().unwrap_or_default();
+    let ok = matches!(scheme(raw), Some("postgres" | "postgresql" | "sqlite"))
+        .then(|| DatabaseTarget::Url(raw.to_owned().into()));
+    check(env, r, problems, ok, "a postgres://, postgresql:// or sqlite:// URL")
+}
+
+fn check<T>(env: &ServiceEnv, r: &Resolved, problems: &mut Vec<Problem>, parsed: Option<T>, expected: &str) -> Option<T> {
+    if parsed.is_none() {
+        let shown = if r.spec.secret { redact::url(r.value.as_deref().unwrap_or_default()) } else { r.value.clone().unwrap_or_default() };
+        let at = match &r.source {
+            Source::Service(at) | Source::Shared(at) => Some(at.clone()),
+            _ => None,
+        };
+        problems.push(Problem::error(
+            Some(env.spec.name),
+            Some(r.spec.name),
+            at,
+            format!("expected {expected}, got {shown:?} (from {})", r.source.describe()),
+        ));
+    }
+    parsed
+}
+
+fn parse_port(raw: &str) -> Option<u16> {
+    raw.trim().parse::<u16>().ok().filter(|p| *p != 0)
+}
+
+fn scheme(url: &str) -> Option<&str> {
+    url.split_once("://").map(|(s, _)| s).or_else(|| url.split_once(':').map(|(s, _)| s))
+}

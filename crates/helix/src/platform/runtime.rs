@@ -1,0 +1,104 @@
+//! Opening the backends a deployment needs: one store per distinct database URL and one bus per
+//! distinct Redis URL (or the in-process bus), shared by every service that declared them.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use helix_bus::{Bus, BusError, BusOptions};
+use helix_store::{Store, StoreError, StoreOptions};
+use secrecy::ExposeSecret;
+
+use super::deployment::{Deployment, Planned};
+use crate::config::Settings;
+use crate::services::ServiceState;
+
+/// A failure to start that is not a configuration mistake. Exit code 1.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    #[error("bus: {0}")]
+    Bus(#[from] BusError),
+    #[error("{service}: cannot listen on {addr}: {reason}")]
+    Bind { service: String, addr: String, reason: String },
+}
+
+/// The open backends of one process.
+#[derive(Default)]
+pub struct Backends {
+    stores: BTreeMap<String, Arc<dyn Store>>,
+    buses: BTreeMap<Option<String>, Arc<dyn Bus>>,
+}
+
+impl Backends {
+    /// Open every backend the planned services declared, each once.
+    pub async fn open(deployment: &Deployment, settings: &Settings) -> Result<Self, StartError> {
+        let mut backends = Self::default();
+        let store_options = StoreOptions {
+            max_connections: settings.db_pool_size,
+            connect_attempts: settings.connect_attempts,
+            schema: settings.db_schema.clone(),
+            ..StoreOptions::default()
+        };
+        let bus_options = BusOptions {
+            prefix: settings.bus_prefix.clone(),
+            connect_attempts: settings.connect_attempts,
+            ..BusOptions::default()
+        };
+        for planned in &deployment.services {
+            if let Some(db) = &planned.config.database {
+                if !backends.stores.contains_key(db.url()) {
+                    let store = helix_store::open(db.url(), &store_options).await?;
+                    backends.stores.insert(db.url().to_owned(), store);
+                }
+            }
+            if planned.env.spec.redis.is_needed() {
+                let key = redis_key(planned);
+                if !backends.buses.contains_key(&key) {
+                    let bus = helix_bus::open(key.as_deref(), &bus_options).await?;
+                    backends.buses.insert(key, bus);
+                }
+            }
+        }
+        Ok(backends)
+    }
+
+    /// Apply pending migrations on every open store.
+    pub async fn migrate(&self) -> Result<(), StartError> {
+        for store in self.stores.values() {
+            let report = store.migrate().await?;
+            if report.applied.is_empty() {
+                tracing::info!(store = %store.describe(), version = report.current, "database schema is up to date");
+            } else {
+                tracing::info!(store = %store.describe(), applied = ?report.applied, "applied database migrations");
+            }
+        }
+        Ok(())
+    }
+
+    /// The state of one service, holding only the handles it declared.
+    pub fn state_for(&self, planned: &Planned) -> ServiceState {
+        let store = planned.config.database.as_ref().and_then(|db| self.stores.get(db.url()).cloned());
+        let bus = self.buses.get(&redis_key(planned)).cloned();
+        ServiceState::new(planned.env.clone(), store, bus)
+    }
+
+    /// Short descriptions of the backends a service uses, for the start-up table.
+    pub fn describe_for(&self, planned: &Planned) -> (Option<String>, Option<String>) {
+        let state = self.state_for(planned);
+        (state.store().map(|s| s.describe()), state.bus().map(|b| b.describe()))
+    }
+
+    pub async fn close(&self) {
+        for store in self.stores.values() {
+            store.close().await;
+        }
+        for bus in self.buses.values() {
+            bus.close().await;
+        }
+    }
+}
+
+fn redis_key(planned: &Planned) -> Option<String> {
+    planned.config.redis_url.as_ref().map(|u| u.expose_secret().to_owned())
+}

@@ -1,0 +1,91 @@
+//! The single-machine supervisor: runs several services in one process under one cancellation
+//! token, and stops them all when one fails or a signal arrives.
+
+use std::time::Duration;
+
+use axum::Router;
+use futures::future::BoxFuture;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// One thing to run.
+pub enum Unit {
+    /// An HTTP service on an already-bound listener (so tests can bind port 0).
+    Http { name: &'static str, listener: TcpListener, router: Router },
+    /// A service without HTTP (worker, beat): a future that returns when the token is cancelled.
+    Background { name: &'static str, task: BoxFuture<'static, anyhow::Result<()>> },
+}
+
+impl Unit {
+    fn name(&self) -> &'static str {
+        match self {
+            Unit::Http { name, .. } | Unit::Background { name, .. } => name,
+        }
+    }
+}
+
+/// Serve one router until `shutdown` is cancelled; in-flight requests finish first.
+pub async fn serve(listener: TcpListener, router: Router, shutdown: CancellationToken) -> std::io::Result<()> {
+    axum::serve(listener, router).with_graceful_shutdown(shutdown.cancelled_owned()).await
+}
+
+/// Run every unit until `shutdown` is cancelled or one of them stops. Returns an error naming
+/// the first unit that failed. After cancellation units get `grace` to finish, then are aborted.
+pub async fn run(units: Vec<Unit>, shutdown: CancellationToken, grace: Duration) -> anyhow::Result<()> {
+    // Why a JoinSet: it lets us wait for whichever unit stops first, then for the rest.
+    let mut set = JoinSet::new();
+    for unit in units {
+        let name = unit.name();
+        let token = shutdown.clone();
+        let future: BoxFuture<'static, anyhow::Result<()>> = match unit {
+            Unit::Http { listener, router, .. } => Box::pin(async move { Ok(serve(listener, router, token).await?) }),
+            Unit::Background { task, .. } => task,
+        };
+        set.spawn(async move { (name, future.await) });
+    }
+    let mut first_failure = None;
+    if let Some(joined) = set.join_next().await {
+        first_failure = report(joined, &shutdown);
+        shutdown.cancel();
+    }
+    let drain = async {
+        while let Some(joined) = set.join_next().await {
+            if let Some(failure) = report(joined, &shutdown) {
+                first_failure.get_or_insert(failure);
+            }
+        }
+    };
+    if tokio::time::timeout(grace, drain).await.is_err() {
+        tracing::warn!(grace_secs = grace.as_secs(), "services did not stop in time; aborting them");
+        set.abort_all();
+    }
+    match first_failure {
+        Some(failure) => Err(anyhow::anyhow!(failure)),
+        None => Ok(()),
+    }
+}
+
+type Joined = Result<(&'static str, anyhow::Result<()>), tokio::task::JoinError>;
+
+/// Log how a unit stopped; return a description if it failed.
+fn report(joined: Joined, shutdown: &CancellationToken) -> Option<String> {
+    match joined {
+        Ok((name, Ok(()))) if shutdown.is_cancelled() => {
+            tracing::info!(service = name, "stopped");
+            None
+        }
+        Ok((name, Ok(()))) => {
+            tracing::error!(service = name, "stopped unexpectedly; stopping the others");
+            Some(format!("{name} stopped unexpectedly"))
+        }
+        Ok((name, Err(e))) => {
+            tracing::error!(service = name, error = %e, "failed; stopping the others");
+            Some(format!("{name} failed: {e}"))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "a service task panicked; stopping the others");
+            Some(format!("a service task panicked: {e}"))
+        }
+    }
+}
