@@ -70,17 +70,32 @@ impl fmt::Display for Problem {
     }
 }
 
-/// Sort errors first, then by position, and drop exact duplicates (a `[shared]` value that is
-/// wrong for every service that reads it is reported once per service, not once per reader).
+/// Sort errors first, then by position, and merge findings that differ only in the service (a
+/// required variable missing for eight services is one line naming the eight, not eight lines).
 pub fn normalise(problems: &mut Vec<Problem>) {
-    problems.sort_by(|a, b| {
-        (a.severity, a.at.as_ref().map(|l| l.line), &a.service, &a.var, &a.message).cmp(&(
-            b.severity,
-            b.at.as_ref().map(|l| l.line),
-            &b.service,
-            &b.var,
-            &b.message,
-        ))
-    });
-    problems.dedup();
+    problems.sort_by(|a, b| sort_key(a).cmp(&sort_key(b)).then_with(|| a.service.cmp(&b.service)));
+    let mut merged: Vec<Problem> = Vec::with_capacity(problems.len());
+    for p in problems.drain(..) {
+        match merged.last_mut() {
+            Some(last) if sort_key(last) == sort_key(&p) => merge_service(last, p.service),
+            _ => merged.push(p),
+        }
+    }
+    *problems = merged;
+}
+
+fn sort_key(p: &Problem) -> (Severity, Option<(usize, usize)>, &Option<String>, &str) {
+    (p.severity, p.at.as_ref().map(|l| (l.line, l.column)), &p.var, &p.message)
+}
+
+fn merge_service(into: &mut Problem, service: Option<String>) {
+    let Some(service) = service else { return };
+    match &mut into.service {
+        Some(list) if list.split(", ").any(|s| s == service) => {}
+        Some(list) => {
+            list.push_str(", ");
+            list.push_str(&service);
+        }
+        None => into.service = Some(service),
+    }
 }

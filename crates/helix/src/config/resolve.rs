@@ -104,17 +104,23 @@ impl Resolver<'_> {
 
     fn variable(&self, spec: &ServiceSpec, var: VarSpec, problems: &mut Vec<Problem>) -> Resolved {
         let (raw, source) = self.pick(spec, &var);
+        let mut broken = false;
         let value = raw.and_then(|raw| {
             let mut stack = vec![(spec.name.to_owned(), var.name.to_owned())];
             match self.expand(&raw, &mut stack) {
                 Ok(v) => Some(v),
                 Err(message) => {
-                    problems.push(Problem::error(Some(spec.name), Some(var.name), source.location(), message));
+                    broken = true;
+                    // A value written in helix.toml is reported once, at its line, by
+                    // `references`; only values from elsewhere are reported per service.
+                    if source.location().is_none() {
+                        problems.push(Problem::error(Some(spec.name), Some(var.name), None, message));
+                    }
                     None
                 }
             }
         });
-        if value.is_none() && var.required && source != Source::Generated {
+        if value.is_none() && !broken && var.required && source != Source::Generated {
             problems.push(Problem::error(
                 Some(spec.name),
                 Some(var.name),
@@ -123,6 +129,30 @@ impl Resolver<'_> {
             ));
         }
         Resolved { spec: var, value, source }
+    }
+
+    /// Expand every value written in the manifest, read by a service or not, so that a broken
+    /// reference or a cycle is reported once, at its line.
+    pub fn references(&self) -> Vec<Problem> {
+        let m = self.manifest;
+        let shared = m.shared.iter().map(|(var, e)| (None, "shared", var, e));
+        let services = m
+            .services
+            .iter()
+            .flat_map(|(name, (_, vars))| vars.iter().map(move |(var, e)| (Some(name.as_str()), name.as_str(), var, e)));
+        let plugins = m
+            .plugins
+            .iter()
+            .flat_map(|(name, (_, vars))| vars.iter().map(move |(var, e)| (None, name.as_str(), var, e)));
+        shared
+            .chain(services)
+            .chain(plugins)
+            .filter_map(|(service, table, var, entry)| {
+                let mut stack = vec![(table.to_owned(), var.clone())];
+                let message = self.expand(&entry.value, &mut stack).err()?;
+                Some(Problem::error(service, Some(var), Some(entry.at.clone()), message))
+            })
+            .collect()
     }
 
     /// The raw (unexpanded) value by precedence.
@@ -226,9 +256,15 @@ impl Resolver<'_> {
     }
 
     fn service_value(&self, spec: &ServiceSpec, name: &str, stack: &mut Vec<(String, String)>) -> Result<String, String> {
-        let var = spec
-            .variable(name)
-            .ok_or_else(|| format!("`${{{{{}.{name}}}}}`: {} does not read {name}", spec.name, spec.name))?;
+        let Some(var) = spec.variable(name) else {
+            // Not declared by the service, but a value in its table may still be referenced, as
+            // the platform's dashboard allows.
+            let entry = self.manifest.services.get(spec.name).and_then(|(_, t)| t.get(name));
+            return match entry {
+                Some(e) => self.expand(&e.value, stack),
+                None => Err(format!("`${{{{{}.{name}}}}}`: {} neither reads nor sets {name}", spec.name, spec.name)),
+            };
+        };
         match self.pick(spec, &var) {
             (Some(raw), _) => self.expand(&raw, stack),
             (None, _) => Err(format!("`${{{{{}.{name}}}}}`: {name} is not set for {}", spec.name, spec.name)),

@@ -47,6 +47,7 @@ impl Deployment {
         };
         let resolver = Resolver { manifest: &config.manifest, env: &config.env, mode: mode.clone(), flags, generated: &lookup };
         let mut problems = check::manifest_problems(&config.manifest, &config.env, &mode);
+        problems.extend(resolver.references());
         let planned: Vec<Planned> = services
             .iter()
             .map(|spec| {

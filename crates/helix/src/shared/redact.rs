@@ -90,14 +90,20 @@ fn scrub_urls(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(idx) = rest.find("://") {
-        let start = rest[..idx].rfind(|c: char| c.is_whitespace() || c == '"' || c == '=').map_or(0, |i| i + 1);
+        let start = rest[..idx].rfind(|c: char| c.is_whitespace() || c == '"' || c == '=' || c == '\\').map_or(0, |i| i + 1);
         out.push_str(&rest[..start]);
-        let token_end = rest[start..].find(|c: char| c.is_whitespace() || c == '"').map_or(rest.len(), |i| start + i);
+        let token_end = rest[start..].find(ends_token).map_or(rest.len(), |i| start + i);
         out.push_str(&url(&rest[start..token_end]));
         rest = &rest[token_end..];
     }
     out.push_str(rest);
     out
+}
+
+/// Where a URL or token inside a log line ends. A backslash counts because JSON lines escape the
+/// quote that closes a string, and eating the backslash would corrupt the line.
+fn ends_token(c: char) -> bool {
+    c.is_whitespace() || c == '"' || c == '\\'
 }
 
 /// Hide the credential after every `Bearer ` (any case).
@@ -112,7 +118,7 @@ fn scrub_bearer(text: &str) -> Option<String> {
         let token_start = pos + found + "bearer ".len();
         out.push_str(&text[pos..token_start]);
         let token_end = text[token_start..]
-            .find(|c: char| c.is_whitespace() || c == '"' || c == ',')
+            .find(|c: char| ends_token(c) || c == ',')
             .map_or(text.len(), |i| token_start + i);
         out.push_str(HIDDEN);
         pos = token_end;
@@ -179,6 +185,14 @@ mod tests {
         assert!(!out.contains("pw9"), "{out}");
         assert!(!out.contains("abc.def.ghi"), "{out}");
         assert!(out.ends_with(" end"), "{out}");
+    }
+
+    #[test]
+    fn scrubbing_keeps_json_escapes_intact() {
+        let line = r#"{"headers":"[(\"authorization\", \"Bearer tok.en\")]","url":"redis://:pw123456@h:1\"x"}"#;
+        let out = scrub(line);
+        assert!(!out.contains("tok.en") && !out.contains("pw123456"), "{out}");
+        assert!(serde_json::from_str::<serde_json::Value>(&out).is_ok(), "still JSON: {out}");
     }
 
     #[test]

@@ -2,9 +2,9 @@
 //! in-process bus by default, and on PostgreSQL and Redis when `HELIX_TEST_DATABASE_URL` and
 //! `HELIX_TEST_REDIS_URL` are set.
 
-// mod cli;
-// mod config_checks;
+mod cli;
+mod config_checks;
 mod health;
 mod isolation;
-// mod logs;
+mod logs;
 mod support;
