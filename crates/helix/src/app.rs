@@ -21,12 +21,19 @@ pub struct App {
 
 impl App {
     /// Open the backends the deployment's services declared, and migrate if asked.
-    pub async fn open(deployment: Deployment, settings: &Settings, migrate: bool) -> Result<Self, StartError> {
+    pub async fn open(
+        deployment: Deployment,
+        settings: &Settings,
+        migrate: bool,
+    ) -> Result<Self, StartError> {
         let backends = Backends::open(&deployment, settings).await?;
         if migrate {
             backends.migrate().await?;
         }
-        Ok(Self { deployment, backends })
+        Ok(Self {
+            deployment,
+            backends,
+        })
     }
 
     pub fn state(&self, planned: &Planned) -> ServiceState {
@@ -39,21 +46,35 @@ impl App {
     }
 
     /// Bind every HTTP service on `host` at its configured port, and make the units to run.
-    pub async fn units(&self, host: &str, shutdown: &CancellationToken) -> Result<Vec<Unit>, StartError> {
+    pub async fn units(
+        &self,
+        host: &str,
+        shutdown: &CancellationToken,
+    ) -> Result<Vec<Unit>, StartError> {
         let mut units = Vec::with_capacity(self.deployment.services.len());
         for planned in &self.deployment.services {
             let name = planned.env.spec.name;
             let unit = match planned.config.port {
                 Some(port) => {
                     let addr = format!("{host}:{port}");
-                    let listener = TcpListener::bind(&addr).await.map_err(|e| StartError::Bind {
-                        service: name.to_owned(),
-                        addr: addr.clone(),
-                        reason: e.to_string(),
-                    })?;
-                    Unit::Http { name, listener, router: self.router(planned) }
+                    let listener =
+                        TcpListener::bind(&addr)
+                            .await
+                            .map_err(|e| StartError::Bind {
+                                service: name.to_owned(),
+                                addr: addr.clone(),
+                                reason: e.to_string(),
+                            })?;
+                    Unit::Http {
+                        name,
+                        listener,
+                        router: self.router(planned),
+                    }
                 }
-                None => Unit::Background { name, task: background(self.state(planned), shutdown.clone()) },
+                None => Unit::Background {
+                    name,
+                    task: background(self.state(planned), shutdown.clone()),
+                },
             };
             units.push(unit);
         }
@@ -63,9 +84,15 @@ impl App {
 
 /// Services without HTTP (worker, beat) hold their handles and wait for shutdown until the issue
 /// that builds their loop; a slow heartbeat shows they are alive.
-fn background(state: ServiceState, shutdown: CancellationToken) -> futures::future::BoxFuture<'static, anyhow::Result<()>> {
+fn background(
+    state: ServiceState,
+    shutdown: CancellationToken,
+) -> futures::future::BoxFuture<'static, anyhow::Result<()>> {
     async move {
-        tracing::info!(service = state.spec().name, "running (no job kinds registered yet)");
+        tracing::info!(
+            service = state.spec().name,
+            "running (no job kinds registered yet)"
+        );
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return Ok(()),

@@ -27,7 +27,13 @@ pub async fn run(config: Config, args: Args) -> Result<(), Failure> {
     let deployment = match &args.service {
         Some(name) => {
             let spec = catalog::find(name).expect("clap accepted only catalog names");
-            Deployment::plan(&config, Mode::Serve(name.clone()), Default::default(), &[spec], Generate::ReadOnly)
+            Deployment::plan(
+                &config,
+                Mode::Serve(name.clone()),
+                Default::default(),
+                &[spec],
+                Generate::ReadOnly,
+            )
         }
         None => Deployment::plan_all(&config, Mode::Up, Generate::ReadOnly),
     };
@@ -36,11 +42,19 @@ pub async fn run(config: Config, args: Args) -> Result<(), Failure> {
     for p in &deployment.problems {
         println!("{p}");
     }
-    let source = config.manifest.path.as_ref().map_or_else(|| "no helix.toml".to_owned(), |p| p.display().to_string());
+    let source = config
+        .manifest
+        .path
+        .as_ref()
+        .map_or_else(|| "no helix.toml".to_owned(), |p| p.display().to_string());
     println!(
         "{} service(s) checked ({source}, {}): {errors} error(s), {warnings} warning(s)",
         deployment.services.len(),
-        if deployment.embedded { "embedded default" } else { "external database" },
+        if deployment.embedded {
+            "embedded default"
+        } else {
+            "external database"
+        },
     );
     let mut healthy = true;
     if args.probe {

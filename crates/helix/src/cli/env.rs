@@ -31,8 +31,18 @@ pub struct Args {
 
 pub fn run(config: Config, args: Args) -> Result<(), Failure> {
     let spec = catalog::find(&args.service).expect("clap accepted only catalog names");
-    let mode = if args.serve { Mode::Serve(spec.name.to_owned()) } else { Mode::Up };
-    let deployment = Deployment::plan(&config, mode, Default::default(), &[spec], Generate::ReadOnly);
+    let mode = if args.serve {
+        Mode::Serve(spec.name.to_owned())
+    } else {
+        Mode::Up
+    };
+    let deployment = Deployment::plan(
+        &config,
+        mode,
+        Default::default(),
+        &[spec],
+        Generate::ReadOnly,
+    );
     let planned = &deployment.services[0];
     if args.dotenv {
         for r in planned.env.vars.iter().filter(|r| r.value.is_some()) {
@@ -41,11 +51,19 @@ pub fn run(config: Config, args: Args) -> Result<(), Failure> {
     } else {
         let mut table = Table::new(&["VARIABLE", "VALUE", "SOURCE"]);
         for r in &planned.env.vars {
-            table.row(vec![r.spec.name.to_owned(), shown(r, args.show_secrets), source(r)]);
+            table.row(vec![
+                r.spec.name.to_owned(),
+                shown(r, args.show_secrets),
+                source(r),
+            ]);
         }
         print!("{}", table.render());
     }
-    for p in deployment.problems.iter().filter(|p| p.service.as_deref().is_none_or(|s| s == spec.name)) {
+    for p in deployment
+        .problems
+        .iter()
+        .filter(|p| p.service.as_deref().is_none_or(|s| s == spec.name))
+    {
         eprintln!("{p}");
     }
     Ok(())

@@ -24,17 +24,35 @@ pub async fn run(config: Config, args: Args) -> Result<(), Failure> {
         schema: config.settings.db_schema.clone(),
         ..StoreOptions::default()
     };
-    let store = helix_store::open(&url, &options).await.map_err(crate::platform::runtime::StartError::from)?;
+    let store = helix_store::open(&url, &options)
+        .await
+        .map_err(crate::platform::runtime::StartError::from)?;
     println!("database: {}", store.describe());
     if !args.status {
-        let report = store.migrate().await.map_err(crate::platform::runtime::StartError::from)?;
+        let report = store
+            .migrate()
+            .await
+            .map_err(crate::platform::runtime::StartError::from)?;
         match report.applied.as_slice() {
             [] => println!("up to date at version {}", report.current),
-            applied => println!("applied {} migration(s): {applied:?}; now at version {}", applied.len(), report.current),
+            applied => println!(
+                "applied {} migration(s): {applied:?}; now at version {}",
+                applied.len(),
+                report.current
+            ),
         }
     }
-    for m in store.migration_status().await.map_err(crate::platform::runtime::StartError::from)? {
-        println!("  {:04} {:<30} {}", m.version, m.name, if m.applied { "applied" } else { "pending" });
+    for m in store
+        .migration_status()
+        .await
+        .map_err(crate::platform::runtime::StartError::from)?
+    {
+        println!(
+            "  {:04} {:<30} {}",
+            m.version,
+            m.name,
+            if m.applied { "applied" } else { "pending" }
+        );
     }
     store.close().await;
     Ok(())
@@ -43,13 +61,29 @@ pub async fn run(config: Config, args: Args) -> Result<(), Failure> {
 /// The database of the deployment, as backend-api (the schema's owner) resolves it.
 fn database_url(config: &Config) -> Result<String, Failure> {
     let spec = catalog::find("backend-api").expect("backend-api is in the catalog");
-    let deployment = Deployment::plan(config, Mode::Up, Default::default(), &[spec], Generate::ReadOnly);
+    let deployment = Deployment::plan(
+        config,
+        Mode::Up,
+        Default::default(),
+        &[spec],
+        Generate::ReadOnly,
+    );
     let planned = &deployment.services[0];
-    let errors: Vec<_> = deployment.errors().into_iter().filter(|p| p.var.as_deref() == Some(catalog::DATABASE_URL) || p.var.is_none()).collect();
+    let errors: Vec<_> = deployment
+        .errors()
+        .into_iter()
+        .filter(|p| p.var.as_deref() == Some(catalog::DATABASE_URL) || p.var.is_none())
+        .collect();
     if !errors.is_empty() {
         return Err(ConfigError::Problems(errors).into());
     }
-    let url = planned.config.database.as_ref().expect("backend-api needs a database").url().to_owned();
+    let url = planned
+        .config
+        .database
+        .as_ref()
+        .expect("backend-api needs a database")
+        .url()
+        .to_owned();
     redact::register(&url);
     Ok(url)
 }

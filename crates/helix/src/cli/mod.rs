@@ -19,7 +19,11 @@ mod start;
 mod up;
 
 #[derive(Debug, Parser)]
-#[command(name = "helix", version, about = "Every Helix service in one binary, and the tool that wires them")]
+#[command(
+    name = "helix",
+    version,
+    about = "Every Helix service in one binary, and the tool that wires them"
+)]
 pub struct Cli {
     /// The deployment manifest [default: ./helix.toml if present]
     #[arg(long, global = true, value_name = "PATH", env = "HELIX_CONFIG")]
@@ -83,8 +87,14 @@ pub fn run(cli: Cli) -> ExitCode {
         Ok(c) => c,
         Err(e) => return finish(Err(e.into())),
     };
-    crate::telemetry::init(config.settings.log_format, config.settings.log_filter.as_deref());
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    crate::telemetry::init(
+        config.settings.log_format,
+        config.settings.log_filter.as_deref(),
+    );
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return finish(Err(anyhow::Error::from(e).into())),
     };

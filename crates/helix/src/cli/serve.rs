@@ -26,11 +26,19 @@ pub struct Args {
 
 pub async fn run(config: Config, args: Args) -> Result<(), Failure> {
     let spec = catalog::find(&args.service).expect("clap accepted only catalog names");
-    let flags: BTreeMap<String, String> =
-        args.port.map(|p| (catalog::PORT.to_owned(), p.to_string())).into_iter().collect();
+    let flags: BTreeMap<String, String> = args
+        .port
+        .map(|p| (catalog::PORT.to_owned(), p.to_string()))
+        .into_iter()
+        .collect();
     let mode = Mode::Serve(spec.name.to_owned());
-    let deployment = Deployment::plan(&config, mode, flags, &[spec], Generate::Create).into_startable()?;
-    let host = config.settings.host.clone().unwrap_or_else(|| "0.0.0.0".into());
+    let deployment =
+        Deployment::plan(&config, mode, flags, &[spec], Generate::Create).into_startable()?;
+    let host = config
+        .settings
+        .host
+        .clone()
+        .unwrap_or_else(|| "0.0.0.0".into());
     let migrate = config.settings.migrate_on_start && !args.no_migrate;
     start::run(&config.settings, deployment, &host, migrate).await
 }

@@ -10,7 +10,12 @@ use crate::platform::supervisor;
 use crate::platform::table::Table;
 
 /// Start the deployment's services and run them until SIGINT/SIGTERM or a failure.
-pub async fn run(settings: &Settings, deployment: Deployment, host: &str, migrate: bool) -> Result<(), Failure> {
+pub async fn run(
+    settings: &Settings,
+    deployment: Deployment,
+    host: &str,
+    migrate: bool,
+) -> Result<(), Failure> {
     let app = App::open(deployment, settings, migrate).await?;
     let shutdown = CancellationToken::new();
     let units = match app.units(host, &shutdown).await {
@@ -29,12 +34,24 @@ pub async fn run(settings: &Settings, deployment: Deployment, host: &str, migrat
 }
 
 fn started_table(app: &App, host: &str) -> String {
-    let shown_host = if host == "0.0.0.0" || host == "::" { "127.0.0.1" } else { host };
+    let shown_host = if host == "0.0.0.0" || host == "::" {
+        "127.0.0.1"
+    } else {
+        host
+    };
     let mut table = Table::new(&["SERVICE", "URL", "DATABASE", "BUS"]);
     for planned in &app.deployment.services {
         let (db, bus) = app.backends.describe_for(planned);
-        let url = planned.config.port.map_or_else(|| "(no HTTP)".to_owned(), |p| format!("http://{shown_host}:{p}"));
-        table.row(vec![planned.env.spec.name.into(), url, db.unwrap_or_else(|| "-".into()), bus.unwrap_or_else(|| "-".into())]);
+        let url = planned.config.port.map_or_else(
+            || "(no HTTP)".to_owned(),
+            |p| format!("http://{shown_host}:{p}"),
+        );
+        table.row(vec![
+            planned.env.spec.name.into(),
+            url,
+            db.unwrap_or_else(|| "-".into()),
+            bus.unwrap_or_else(|| "-".into()),
+        ]);
     }
     format!("{}\nPress Ctrl-C to stop.\n", table.render())
 }

@@ -14,7 +14,11 @@ pub struct Args {
 
 pub async fn run(config: Config, args: Args) -> Result<(), Failure> {
     let deployment = Deployment::plan_all(&config, Mode::Up, Generate::Create).into_startable()?;
-    let host = config.settings.host.clone().unwrap_or_else(|| "127.0.0.1".into());
+    let host = config
+        .settings
+        .host
+        .clone()
+        .unwrap_or_else(|| "127.0.0.1".into());
     let migrate = config.settings.migrate_on_start && !args.no_migrate;
     start::run(&config.settings, deployment, &host, migrate).await
 }

@@ -39,9 +39,7 @@ pub fn read_or_create(data_dir: &Path, name: &str) -> std::io::Result<String> {
     match options.open(&file) {
         Ok(mut f) => f.write_all(value.as_bytes()).map(|_| value),
         // Another process created it first: use theirs.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            read(data_dir, name).ok_or(e)
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read(data_dir, name).ok_or(e),
         Err(e) => Err(e),
     }
 }

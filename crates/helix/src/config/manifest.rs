@@ -18,7 +18,8 @@ use toml::Spanned;
 pub const DEFAULT_MANIFEST: &str = include_str!("default.toml");
 
 /// Plugins the manifest may declare, and the variables each provides.
-pub const PLUGINS: &[(&str, &[&str])] = &[("postgres", &["DATABASE_URL"]), ("redis", &["REDIS_URL"])];
+pub const PLUGINS: &[(&str, &[&str])] =
+    &[("postgres", &["DATABASE_URL"]), ("redis", &["REDIS_URL"])];
 
 /// A position in the manifest file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,7 +184,10 @@ impl<'a> LineIndex<'a> {
     fn header(&self, dotted: &str, fallback: usize) -> Location {
         let found = self.text.match_indices(dotted).find_map(|(i, _)| {
             let line_start = self.text[..i].rfind('\n').map_or(0, |n| n + 1);
-            self.text[line_start..i].trim_start().starts_with('[').then_some(line_start)
+            self.text[line_start..i]
+                .trim_start()
+                .starts_with('[')
+                .then_some(line_start)
         });
         self.locate(found.unwrap_or(fallback))
     }

@@ -63,7 +63,11 @@ pub enum ConfigError {
 }
 
 fn render(problems: &[Problem]) -> String {
-    problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n")
+    problems
+        .iter()
+        .map(|p| format!("  {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Everything read from outside the process, once.
@@ -80,7 +84,10 @@ pub const DEFAULT_MANIFEST_PATH: &str = "helix.toml";
 impl Config {
     /// Read the process environment and the manifest. `manifest_path` comes from `--config`;
     /// `log_format` from `--log-format`.
-    pub fn load(manifest_path: Option<&Path>, log_format: Option<LogFormat>) -> Result<Self, ConfigError> {
+    pub fn load(
+        manifest_path: Option<&Path>,
+        log_format: Option<LogFormat>,
+    ) -> Result<Self, ConfigError> {
         let env: BTreeMap<String, String> = std::env::vars().collect();
         Self::from_parts(env, manifest_path, log_format)
     }
@@ -91,27 +98,57 @@ impl Config {
         manifest_path: Option<&Path>,
         log_format: Option<LogFormat>,
     ) -> Result<Self, ConfigError> {
-        let manifest = match manifest_path.map(Path::to_owned).or_else(|| env.get("HELIX_CONFIG").map(PathBuf::from)) {
+        let manifest = match manifest_path
+            .map(Path::to_owned)
+            .or_else(|| env.get("HELIX_CONFIG").map(PathBuf::from))
+        {
             Some(path) => Manifest::load(&path)?,
-            None if Path::new(DEFAULT_MANIFEST_PATH).exists() => Manifest::load(Path::new(DEFAULT_MANIFEST_PATH))?,
+            None if Path::new(DEFAULT_MANIFEST_PATH).exists() => {
+                Manifest::load(Path::new(DEFAULT_MANIFEST_PATH))?
+            }
             None => Manifest::default(),
         };
         let settings = settings(&manifest, &env, log_format)?;
-        Ok(Self { manifest, env, settings })
+        Ok(Self {
+            manifest,
+            env,
+            settings,
+        })
     }
 }
 
-fn settings(manifest: &Manifest, env: &BTreeMap<String, String>, log_format: Option<LogFormat>) -> Result<Settings, ConfigError> {
+fn settings(
+    manifest: &Manifest,
+    env: &BTreeMap<String, String>,
+    log_format: Option<LogFormat>,
+) -> Result<Settings, ConfigError> {
     let file = &manifest.helix;
     let layer = Layer { env };
     Ok(Settings {
-        data_dir: PathBuf::from(layer.text("HELIX_DATA_DIR").or(file.data_dir.clone()).unwrap_or_else(|| ".helix".into())),
+        data_dir: PathBuf::from(
+            layer
+                .text("HELIX_DATA_DIR")
+                .or(file.data_dir.clone())
+                .unwrap_or_else(|| ".helix".into()),
+        ),
         host: layer.text("HELIX_HOST").or(file.host.clone()),
         log_format: match log_format {
             Some(f) => f,
             None => layer
-                .parse("HELIX_LOG_FORMAT", "\"pretty\" or \"json\"", parse_log_format)?
-                .or(file.log_format.as_deref().map(|s| parse_log_format(s).ok_or_else(|| invalid("[helix] log_format", "\"pretty\" or \"json\"", s))).transpose()?)
+                .parse(
+                    "HELIX_LOG_FORMAT",
+                    "\"pretty\" or \"json\"",
+                    parse_log_format,
+                )?
+                .or(file
+                    .log_format
+                    .as_deref()
+                    .map(|s| {
+                        parse_log_format(s).ok_or_else(|| {
+                            invalid("[helix] log_format", "\"pretty\" or \"json\"", s)
+                        })
+                    })
+                    .transpose()?)
                 .unwrap_or(LogFormat::Pretty),
         },
         log_filter: layer.text("RUST_LOG"),
@@ -119,13 +156,42 @@ fn settings(manifest: &Manifest, env: &BTreeMap<String, String>, log_format: Opt
             .parse("HELIX_MIGRATE", "true or false", parse_bool)?
             .or(file.migrate_on_start)
             .unwrap_or(true),
-        db_pool_size: in_range(layer.parse("HELIX_DB_POOL_SIZE", "a whole number from 1 to 1000", |s| s.parse().ok())?.or(file.db_pool_size), "HELIX_DB_POOL_SIZE", 1, 1000)?.unwrap_or(10),
+        db_pool_size: in_range(
+            layer
+                .parse("HELIX_DB_POOL_SIZE", "a whole number from 1 to 1000", |s| {
+                    s.parse().ok()
+                })?
+                .or(file.db_pool_size),
+            "HELIX_DB_POOL_SIZE",
+            1,
+            1000,
+        )?
+        .unwrap_or(10),
         db_schema: layer.text("HELIX_DB_SCHEMA").or(file.db_schema.clone()),
-        bus_prefix: layer.text("HELIX_BUS_PREFIX").or(file.bus_prefix.clone()).unwrap_or_default(),
-        connect_attempts: in_range(layer.parse("HELIX_CONNECT_ATTEMPTS", "a whole number from 1 to 100", |s| s.parse().ok())?.or(file.connect_attempts), "HELIX_CONNECT_ATTEMPTS", 1, 100)?.unwrap_or(5),
+        bus_prefix: layer
+            .text("HELIX_BUS_PREFIX")
+            .or(file.bus_prefix.clone())
+            .unwrap_or_default(),
+        connect_attempts: in_range(
+            layer
+                .parse(
+                    "HELIX_CONNECT_ATTEMPTS",
+                    "a whole number from 1 to 100",
+                    |s| s.parse().ok(),
+                )?
+                .or(file.connect_attempts),
+            "HELIX_CONNECT_ATTEMPTS",
+            1,
+            100,
+        )?
+        .unwrap_or(5),
         shutdown_timeout: Duration::from_secs(
             layer
-                .parse("HELIX_SHUTDOWN_TIMEOUT_SECS", "a whole number of seconds", |s| s.parse().ok())?
+                .parse(
+                    "HELIX_SHUTDOWN_TIMEOUT_SECS",
+                    "a whole number of seconds",
+                    |s| s.parse().ok(),
+                )?
                 .or(file.shutdown_timeout_secs)
                 .unwrap_or(10),
         ),
@@ -142,7 +208,12 @@ impl Layer<'_> {
         self.env.get(name).filter(|v| !v.is_empty()).cloned()
     }
 
-    fn parse<T>(&self, name: &str, expected: &str, f: impl Fn(&str) -> Option<T>) -> Result<Option<T>, ConfigError> {
+    fn parse<T>(
+        &self,
+        name: &str,
+        expected: &str,
+        f: impl Fn(&str) -> Option<T>,
+    ) -> Result<Option<T>, ConfigError> {
         self.text(name)
             .map(|raw| f(raw.trim()).ok_or_else(|| invalid(name, expected, &raw)))
             .transpose()
@@ -151,7 +222,11 @@ impl Layer<'_> {
 
 fn in_range(value: Option<u32>, name: &str, lo: u32, hi: u32) -> Result<Option<u32>, ConfigError> {
     match value {
-        Some(v) if !(lo..=hi).contains(&v) => Err(invalid(name, &format!("a whole number from {lo} to {hi}"), &v.to_string())),
+        Some(v) if !(lo..=hi).contains(&v) => Err(invalid(
+            name,
+            &format!("a whole number from {lo} to {hi}"),
+            &v.to_string(),
+        )),
         other => Ok(other),
     }
 }

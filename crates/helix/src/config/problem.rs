@@ -21,11 +21,21 @@ pub struct Problem {
 }
 
 impl Problem {
-    pub fn error(service: Option<&str>, var: Option<&str>, at: Option<Location>, message: String) -> Self {
+    pub fn error(
+        service: Option<&str>,
+        var: Option<&str>,
+        at: Option<Location>,
+        message: String,
+    ) -> Self {
         Self::new(Severity::Error, service, var, at, message)
     }
 
-    pub fn warning(service: Option<&str>, var: Option<&str>, at: Option<Location>, message: String) -> Self {
+    pub fn warning(
+        service: Option<&str>,
+        var: Option<&str>,
+        at: Option<Location>,
+        message: String,
+    ) -> Self {
         Self::new(Severity::Warning, service, var, at, message)
     }
 
@@ -73,7 +83,11 @@ impl fmt::Display for Problem {
 /// Sort errors first, then by position, and merge findings that differ only in the service (a
 /// required variable missing for eight services is one line naming the eight, not eight lines).
 pub fn normalise(problems: &mut Vec<Problem>) {
-    problems.sort_by(|a, b| sort_key(a).cmp(&sort_key(b)).then_with(|| a.service.cmp(&b.service)));
+    problems.sort_by(|a, b| {
+        sort_key(a)
+            .cmp(&sort_key(b))
+            .then_with(|| a.service.cmp(&b.service))
+    });
     let mut merged: Vec<Problem> = Vec::with_capacity(problems.len());
     for p in problems.drain(..) {
         match merged.last_mut() {
@@ -85,7 +99,12 @@ pub fn normalise(problems: &mut Vec<Problem>) {
 }
 
 fn sort_key(p: &Problem) -> (Severity, Option<(usize, usize)>, &Option<String>, &str) {
-    (p.severity, p.at.as_ref().map(|l| (l.line, l.column)), &p.var, &p.message)
+    (
+        p.severity,
+        p.at.as_ref().map(|l| (l.line, l.column)),
+        &p.var,
+        &p.message,
+    )
 }
 
 fn merge_service(into: &mut Problem, service: Option<String>) {

@@ -85,7 +85,11 @@ impl Resolver<'_> {
         let is_pg = |v: &str| !v.starts_with("sqlite:");
         let env_pg = self.env.get(DATABASE_URL).is_some_and(|v| is_pg(v));
         let file_pg = self.manifest.has_plugin("postgres")
-            || self.manifest.shared.get(DATABASE_URL).is_some_and(|e| is_pg(&e.value))
+            || self
+                .manifest
+                .shared
+                .get(DATABASE_URL)
+                .is_some_and(|e| is_pg(&e.value))
             || self
                 .manifest
                 .services
@@ -114,7 +118,12 @@ impl Resolver<'_> {
                     // A value written in helix.toml is reported once, at its line, by
                     // `references`; only values from elsewhere are reported per service.
                     if source.location().is_none() {
-                        problems.push(Problem::error(Some(spec.name), Some(var.name), None, message));
+                        problems.push(Problem::error(
+                            Some(spec.name),
+                            Some(var.name),
+                            None,
+                            message,
+                        ));
                     }
                     None
                 }
@@ -128,7 +137,11 @@ impl Resolver<'_> {
                 format!("required variable {} is not set ({})", var.name, var.about),
             ));
         }
-        Resolved { spec: var, value, source }
+        Resolved {
+            spec: var,
+            value,
+            source,
+        }
     }
 
     /// Expand every value written in the manifest, read by a service or not, so that a broken
@@ -136,21 +149,26 @@ impl Resolver<'_> {
     pub fn references(&self) -> Vec<Problem> {
         let m = self.manifest;
         let shared = m.shared.iter().map(|(var, e)| (None, "shared", var, e));
-        let services = m
-            .services
-            .iter()
-            .flat_map(|(name, (_, vars))| vars.iter().map(move |(var, e)| (Some(name.as_str()), name.as_str(), var, e)));
-        let plugins = m
-            .plugins
-            .iter()
-            .flat_map(|(name, (_, vars))| vars.iter().map(move |(var, e)| (None, name.as_str(), var, e)));
+        let services = m.services.iter().flat_map(|(name, (_, vars))| {
+            vars.iter()
+                .map(move |(var, e)| (Some(name.as_str()), name.as_str(), var, e))
+        });
+        let plugins = m.plugins.iter().flat_map(|(name, (_, vars))| {
+            vars.iter()
+                .map(move |(var, e)| (None, name.as_str(), var, e))
+        });
         shared
             .chain(services)
             .chain(plugins)
             .filter_map(|(service, table, var, entry)| {
                 let mut stack = vec![(table.to_owned(), var.clone())];
                 let message = self.expand(&entry.value, &mut stack).err()?;
-                Some(Problem::error(service, Some(var), Some(entry.at.clone()), message))
+                Some(Problem::error(
+                    service,
+                    Some(var),
+                    Some(entry.at.clone()),
+                    message,
+                ))
             })
             .collect()
     }
@@ -164,7 +182,12 @@ impl Resolver<'_> {
         if let Some(v) = self.env.get(var.name).filter(|_| env_applies) {
             return (Some(v.clone()), Source::Env);
         }
-        if let Some(e) = self.manifest.services.get(spec.name).and_then(|(_, t)| t.get(var.name)) {
+        if let Some(e) = self
+            .manifest
+            .services
+            .get(spec.name)
+            .and_then(|(_, t)| t.get(var.name))
+        {
             return (Some(e.value.clone()), Source::Service(e.at.clone()));
         }
         if let Some(e) = self.manifest.shared.get(var.name) {
@@ -172,7 +195,10 @@ impl Resolver<'_> {
         }
         if let Some((plugin, _)) = PLUGINS.iter().find(|(_, vars)| vars.contains(&var.name)) {
             if self.manifest.has_plugin(plugin) {
-                return (Some(format!("${{{{{plugin}.{}}}}}", var.name)), Source::Plugin((*plugin).into()));
+                return (
+                    Some(format!("${{{{{plugin}.{}}}}}", var.name)),
+                    Source::Plugin((*plugin).into()),
+                );
             }
         }
         self.fallback(spec, var)
@@ -183,7 +209,9 @@ impl Resolver<'_> {
             Fallback::None => (None, Source::Unset),
             Fallback::Value(v) => (Some(v.to_owned()), Source::Fallback),
             Fallback::DefaultPort => (spec.port.map(|p| p.to_string()), Source::Fallback),
-            Fallback::Generated if self.is_embedded() => ((self.generated)(var.name), Source::Generated),
+            Fallback::Generated if self.is_embedded() => {
+                ((self.generated)(var.name), Source::Generated)
+            }
             Fallback::Generated => (None, Source::Unset),
         }
     }
@@ -216,7 +244,11 @@ impl Resolver<'_> {
             .ok_or_else(|| format!("reference `${{{{{target}}}}}` must be namespace.NAME"))?;
         let key = (ns.to_owned(), name.to_owned());
         if stack.contains(&key) || stack.len() > MAX_DEPTH {
-            let chain: Vec<String> = stack.iter().chain([&key]).map(|(n, v)| format!("{n}.{v}")).collect();
+            let chain: Vec<String> = stack
+                .iter()
+                .chain([&key])
+                .map(|(n, v)| format!("{n}.{v}"))
+                .collect();
             return Err(format!("reference cycle: {}", chain.join(" → ")));
         }
         stack.push(key);
@@ -225,9 +257,17 @@ impl Resolver<'_> {
         result
     }
 
-    fn lookup(&self, ns: &str, name: &str, stack: &mut Vec<(String, String)>) -> Result<String, String> {
+    fn lookup(
+        &self,
+        ns: &str,
+        name: &str,
+        stack: &mut Vec<(String, String)>,
+    ) -> Result<String, String> {
         let raw = if ns == "shared" {
-            self.env.get(name).cloned().or_else(|| self.manifest.shared.get(name).map(|e| e.value.clone()))
+            self.env
+                .get(name)
+                .cloned()
+                .or_else(|| self.manifest.shared.get(name).map(|e| e.value.clone()))
                 .ok_or_else(|| format!("`${{{{shared.{name}}}}}`: no shared variable {name}"))?
         } else if let Some((plugin, provides)) = PLUGINS.iter().find(|(p, _)| *p == ns) {
             self.plugin_value(plugin, provides, name)?
@@ -244,7 +284,10 @@ impl Resolver<'_> {
 
     fn plugin_value(&self, plugin: &str, provides: &[&str], name: &str) -> Result<String, String> {
         if !provides.contains(&name) {
-            return Err(format!("`${{{{{plugin}.{name}}}}}`: plugin {plugin} provides {} only", provides.join(", ")));
+            return Err(format!(
+                "`${{{{{plugin}.{name}}}}}`: plugin {plugin} provides {} only",
+                provides.join(", ")
+            ));
         }
         let Some((_, vars)) = self.manifest.plugins.get(plugin) else {
             return Err(format!("`${{{{{plugin}.{name}}}}}`: plugin {plugin} is not declared (add [plugins.{plugin}])"));
@@ -255,19 +298,34 @@ impl Resolver<'_> {
             .ok_or_else(|| format!("`${{{{{plugin}.{name}}}}}`: {name} is set neither in [plugins.{plugin}] nor in the environment"))
     }
 
-    fn service_value(&self, spec: &ServiceSpec, name: &str, stack: &mut Vec<(String, String)>) -> Result<String, String> {
+    fn service_value(
+        &self,
+        spec: &ServiceSpec,
+        name: &str,
+        stack: &mut Vec<(String, String)>,
+    ) -> Result<String, String> {
         let Some(var) = spec.variable(name) else {
             // Not declared by the service, but a value in its table may still be referenced, as
             // the platform's dashboard allows.
-            let entry = self.manifest.services.get(spec.name).and_then(|(_, t)| t.get(name));
+            let entry = self
+                .manifest
+                .services
+                .get(spec.name)
+                .and_then(|(_, t)| t.get(name));
             return match entry {
                 Some(e) => self.expand(&e.value, stack),
-                None => Err(format!("`${{{{{}.{name}}}}}`: {} neither reads nor sets {name}", spec.name, spec.name)),
+                None => Err(format!(
+                    "`${{{{{}.{name}}}}}`: {} neither reads nor sets {name}",
+                    spec.name, spec.name
+                )),
             };
         };
         match self.pick(spec, &var) {
             (Some(raw), _) => self.expand(&raw, stack),
-            (None, _) => Err(format!("`${{{{{}.{name}}}}}`: {name} is not set for {}", spec.name, spec.name)),
+            (None, _) => Err(format!(
+                "`${{{{{}.{name}}}}}`: {name} is not set for {}",
+                spec.name, spec.name
+            )),
         }
     }
 }

@@ -27,7 +27,10 @@ impl ServiceEnv {
 
     /// Every secret value, so the log redaction layer can hide them.
     pub fn secret_values(&self) -> impl Iterator<Item = &str> {
-        self.vars.iter().filter(|r| r.spec.secret).filter_map(|r| r.value.as_deref())
+        self.vars
+            .iter()
+            .filter(|r| r.spec.secret)
+            .filter_map(|r| r.value.as_deref())
     }
 }
 
@@ -62,32 +65,70 @@ impl ServiceConfig {
     pub fn from_env(env: &ServiceEnv, data_dir: &Path, problems: &mut Vec<Problem>) -> Self {
         let port = env.resolved(PORT).and_then(|r| {
             let raw = r.value.as_deref()?;
-            check(env, r, problems, parse_port(raw), "a port number from 1 to 65535")
+            check(
+                env,
+                r,
+                problems,
+                parse_port(raw),
+                "a port number from 1 to 65535",
+            )
         });
-        let database = env.spec.postgres.is_needed().then(|| database(env, data_dir, problems)).flatten();
+        let database = env
+            .spec
+            .postgres
+            .is_needed()
+            .then(|| database(env, data_dir, problems))
+            .flatten();
         let redis_url = env.resolved(REDIS_URL).and_then(|r| {
             let raw = r.value.as_deref()?;
-            let ok = matches!(scheme(raw), Some("redis" | "rediss")).then(|| SecretString::from(raw.to_owned()));
+            let ok = matches!(scheme(raw), Some("redis" | "rediss"))
+                .then(|| SecretString::from(raw.to_owned()));
             check(env, r, problems, ok, "a redis:// or rediss:// URL")
         });
-        Self { port, database, redis_url }
+        Self {
+            port,
+            database,
+            redis_url,
+        }
     }
 }
 
-fn database(env: &ServiceEnv, data_dir: &Path, problems: &mut Vec<Problem>) -> Option<DatabaseTarget> {
+fn database(
+    env: &ServiceEnv,
+    data_dir: &Path,
+    problems: &mut Vec<Problem>,
+) -> Option<DatabaseTarget> {
     let Some(r) = env.resolved(DATABASE_URL).filter(|r| r.value.is_some()) else {
         let path = data_dir.join("helix.db");
-        return Some(DatabaseTarget::Embedded(format!("sqlite://{}", path.display()).into()));
+        return Some(DatabaseTarget::Embedded(
+            format!("sqlite://{}", path.display()).into(),
+        ));
     };
     let raw = r.value.as_deref().unwrap_or_default();
     let ok = matches!(scheme(raw), Some("postgres" | "postgresql" | "sqlite"))
         .then(|| DatabaseTarget::Url(raw.to_owned().into()));
-    check(env, r, problems, ok, "a postgres://, postgresql:// or sqlite:// URL")
+    check(
+        env,
+        r,
+        problems,
+        ok,
+        "a postgres://, postgresql:// or sqlite:// URL",
+    )
 }
 
-fn check<T>(env: &ServiceEnv, r: &Resolved, problems: &mut Vec<Problem>, parsed: Option<T>, expected: &str) -> Option<T> {
+fn check<T>(
+    env: &ServiceEnv,
+    r: &Resolved,
+    problems: &mut Vec<Problem>,
+    parsed: Option<T>,
+    expected: &str,
+) -> Option<T> {
     if parsed.is_none() {
-        let shown = if r.spec.secret { redact::url(r.value.as_deref().unwrap_or_default()) } else { r.value.clone().unwrap_or_default() };
+        let shown = if r.spec.secret {
+            redact::url(r.value.as_deref().unwrap_or_default())
+        } else {
+            r.value.clone().unwrap_or_default()
+        };
         let at = match &r.source {
             Source::Service(at) | Source::Shared(at) => Some(at.clone()),
             _ => None,
@@ -96,7 +137,10 @@ fn check<T>(env: &ServiceEnv, r: &Resolved, problems: &mut Vec<Problem>, parsed:
             Some(env.spec.name),
             Some(r.spec.name),
             at,
-            format!("expected {expected}, got {shown:?} (from {})", r.source.describe()),
+            format!(
+                "expected {expected}, got {shown:?} (from {})",
+                r.source.describe()
+            ),
         ));
     }
     parsed
@@ -107,5 +151,7 @@ fn parse_port(raw: &str) -> Option<u16> {
 }
 
 fn scheme(url: &str) -> Option<&str> {
-    url.split_once("://").map(|(s, _)| s).or_else(|| url.split_once(':').map(|(s, _)| s))
+    url.split_once("://")
+        .map(|(s, _)| s)
+        .or_else(|| url.split_once(':').map(|(s, _)| s))
 }

@@ -11,7 +11,11 @@ use crate::config::resolve::Mode;
 use crate::config::Problem;
 
 /// Every problem of the manifest itself and of the environment seen under `mode`.
-pub fn manifest_problems(manifest: &Manifest, env: &BTreeMap<String, String>, mode: &Mode) -> Vec<Problem> {
+pub fn manifest_problems(
+    manifest: &Manifest,
+    env: &BTreeMap<String, String>,
+    mode: &Mode,
+) -> Vec<Problem> {
     let mut out = Vec::new();
     plugins(manifest, &mut out);
     shared(manifest, &mut out);
@@ -25,7 +29,12 @@ pub fn manifest_problems(manifest: &Manifest, env: &BTreeMap<String, String>, mo
 fn plugins(manifest: &Manifest, out: &mut Vec<Problem>) {
     for (name, (at, vars)) in &manifest.plugins {
         let Some((_, provides)) = PLUGINS.iter().find(|(p, _)| p == name) else {
-            out.push(Problem::error(None, None, Some(at.clone()), format!("unknown plugin `{name}` (expected postgres or redis)")));
+            out.push(Problem::error(
+                None,
+                None,
+                Some(at.clone()),
+                format!("unknown plugin `{name}` (expected postgres or redis)"),
+            ));
             continue;
         };
         for (var, entry) in vars {
@@ -34,7 +43,10 @@ fn plugins(manifest: &Manifest, out: &mut Vec<Problem>) {
                     None,
                     Some(var),
                     Some(entry.at.clone()),
-                    format!("plugin {name} provides {} only; {var} is ignored", provides.join(", ")),
+                    format!(
+                        "plugin {name} provides {} only; {var} is ignored",
+                        provides.join(", ")
+                    ),
                 ));
             }
         }
@@ -44,9 +56,19 @@ fn plugins(manifest: &Manifest, out: &mut Vec<Problem>) {
 fn shared(manifest: &Manifest, out: &mut Vec<Problem>) {
     for (var, entry) in &manifest.shared {
         if let Some(owner) = catalog::scope_of(var) {
-            out.push(scoped_elsewhere(var, owner, "[shared]", Some(entry.at.clone())));
+            out.push(scoped_elsewhere(
+                var,
+                owner,
+                "[shared]",
+                Some(entry.at.clone()),
+            ));
         } else if !catalog::is_read_by_any(var) {
-            out.push(Problem::warning(None, Some(var), Some(entry.at.clone()), "no service reads this variable".into()));
+            out.push(Problem::warning(
+                None,
+                Some(var),
+                Some(entry.at.clone()),
+                "no service reads this variable".into(),
+            ));
         }
     }
 }
@@ -58,7 +80,10 @@ fn services(manifest: &Manifest, out: &mut Vec<Problem>) {
                 Some(name),
                 None,
                 Some(at.clone()),
-                format!("unknown service `{name}`; valid services: {}", catalog::names().join(", ")),
+                format!(
+                    "unknown service `{name}`; valid services: {}",
+                    catalog::names().join(", ")
+                ),
             ));
             continue;
         };
@@ -69,9 +94,27 @@ fn services(manifest: &Manifest, out: &mut Vec<Problem>) {
             let at = Some(entry.at.clone());
             let problem = match (var.as_str(), catalog::scope_of(var)) {
                 (_, Some(owner)) => scoped_elsewhere(var, owner, &format!("[services.{name}]"), at),
-                (DATABASE_URL, _) => Problem::warning(Some(name), Some(var), at, format!("{name} is given a database it does not need ({})", spec.postgres_why)),
-                (REDIS_URL, _) => Problem::warning(Some(name), Some(var), at, format!("{name} is given Redis, which it does not need")),
-                _ => Problem::warning(Some(name), Some(var), at, format!("{name} does not read {var}")),
+                (DATABASE_URL, _) => Problem::warning(
+                    Some(name),
+                    Some(var),
+                    at,
+                    format!(
+                        "{name} is given a database it does not need ({})",
+                        spec.postgres_why
+                    ),
+                ),
+                (REDIS_URL, _) => Problem::warning(
+                    Some(name),
+                    Some(var),
+                    at,
+                    format!("{name} is given Redis, which it does not need"),
+                ),
+                _ => Problem::warning(
+                    Some(name),
+                    Some(var),
+                    at,
+                    format!("{name} does not read {var}"),
+                ),
             };
             out.push(problem);
         }

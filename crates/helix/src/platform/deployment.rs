@@ -45,14 +45,24 @@ impl Deployment {
             Generate::Create => generated::read_or_create(&data_dir, name).ok(),
             Generate::ReadOnly => generated::read(&data_dir, name),
         };
-        let resolver = Resolver { manifest: &config.manifest, env: &config.env, mode: mode.clone(), flags, generated: &lookup };
+        let resolver = Resolver {
+            manifest: &config.manifest,
+            env: &config.env,
+            mode: mode.clone(),
+            flags,
+            generated: &lookup,
+        };
         let mut problems = check::manifest_problems(&config.manifest, &config.env, &mode);
         problems.extend(resolver.references());
         let planned: Vec<Planned> = services
             .iter()
             .map(|spec| {
-                let env = ServiceEnv { spec, vars: resolver.service(spec, &mut problems) };
-                let config = ServiceConfig::from_env(&env, &config.settings.data_dir, &mut problems);
+                let env = ServiceEnv {
+                    spec,
+                    vars: resolver.service(spec, &mut problems),
+                };
+                let config =
+                    ServiceConfig::from_env(&env, &config.settings.data_dir, &mut problems);
                 Planned { env, config }
             })
             .collect();
@@ -64,7 +74,11 @@ impl Deployment {
             in_process_bus(&planned, &mut problems);
         }
         normalise(&mut problems);
-        Self { services: planned, problems, embedded }
+        Self {
+            services: planned,
+            problems,
+            embedded,
+        }
     }
 
     /// Plan every service of the catalog.
@@ -74,7 +88,11 @@ impl Deployment {
     }
 
     pub fn errors(&self) -> Vec<Problem> {
-        self.problems.iter().filter(|p| p.is_error()).cloned().collect()
+        self.problems
+            .iter()
+            .filter(|p| p.is_error())
+            .cloned()
+            .collect()
     }
 
     /// For start-up: fail with every error, log every warning, and register every secret with

@@ -17,7 +17,9 @@ pub fn render(format: Format) -> String {
     match format {
         Format::Table => table(),
         Format::Markdown => markdown(),
-        Format::Json => serde_json::to_string_pretty(&json()).expect("the matrix serialises") + "\n",
+        Format::Json => {
+            serde_json::to_string_pretty(&json()).expect("the matrix serialises") + "\n"
+        }
     }
 }
 
@@ -47,23 +49,45 @@ fn note(spec: &ServiceSpec, var: &VarSpec) -> String {
 }
 
 fn flags(var: &VarSpec) -> (&'static str, &'static str) {
-    (if var.required { "required" } else { "optional" }, if var.secret { "secret" } else { "-" })
+    (
+        if var.required { "required" } else { "optional" },
+        if var.secret { "secret" } else { "-" },
+    )
 }
 
 fn table() -> String {
     let mut summary = Table::new(&["SERVICE", "PORT", "POSTGRES", "REDIS", "WHAT IT IS"]);
     for s in catalog::all() {
-        summary.row(vec![s.name.into(), port(s), need(s.postgres).into(), need(s.redis).into(), s.about.into()]);
+        summary.row(vec![
+            s.name.into(),
+            port(s),
+            need(s.postgres).into(),
+            need(s.redis).into(),
+            s.about.into(),
+        ]);
     }
     let mut out = summary.render();
     for s in catalog::all() {
         out.push_str(&format!("\n{}\n", s.name));
-        out.push_str(&format!("  PostgreSQL: {} — {}\n", need(s.postgres), s.postgres_why));
-        out.push_str(&format!("  Redis:      {} — {}\n", need(s.redis), s.redis_why));
+        out.push_str(&format!(
+            "  PostgreSQL: {} — {}\n",
+            need(s.postgres),
+            s.postgres_why
+        ));
+        out.push_str(&format!(
+            "  Redis:      {} — {}\n",
+            need(s.redis),
+            s.redis_why
+        ));
         let mut vars = Table::new(&["  VARIABLE", "REQUIRED", "SECRET", "WHAT FOR"]);
         for v in s.variables() {
             let (req, secret) = flags(&v);
-            vars.row(vec![format!("  {}", v.name), req.into(), secret.into(), note(s, &v)]);
+            vars.row(vec![
+                format!("  {}", v.name),
+                req.into(),
+                secret.into(),
+                note(s, &v),
+            ]);
         }
         out.push_str(&vars.render());
     }
@@ -76,7 +100,14 @@ fn markdown() -> String {
          do not edit by hand.\n\n| service | port | PostgreSQL | Redis | what it is |\n|---|---|---|---|---|\n",
     );
     for s in catalog::all() {
-        out.push_str(&format!("| {} | {} | {} | {} | {} |\n", s.name, port(s), need(s.postgres), need(s.redis), s.about));
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} |\n",
+            s.name,
+            port(s),
+            need(s.postgres),
+            need(s.redis),
+            s.about
+        ));
     }
     for s in catalog::all() {
         out.push_str(&format!(
@@ -89,7 +120,11 @@ fn markdown() -> String {
         ));
         for v in s.variables() {
             let (req, secret) = flags(&v);
-            out.push_str(&format!("| `{}` | {req} | {secret} | {} |\n", v.name, note(s, &v)));
+            out.push_str(&format!(
+                "| `{}` | {req} | {secret} | {} |\n",
+                v.name,
+                note(s, &v)
+            ));
         }
     }
     out
@@ -99,14 +134,20 @@ fn json() -> Value {
     let services: Vec<Value> = catalog::all()
         .iter()
         .map(|s| {
-            let vars: Vec<Value> = s.variables().iter().map(|v| json!({
-                "name": v.name,
-                "required": v.required,
-                "secret": v.secret,
-                "scoped": v.scoped,
-                "fallback": v.fallback,
-                "about": v.about,
-            })).collect();
+            let vars: Vec<Value> = s
+                .variables()
+                .iter()
+                .map(|v| {
+                    json!({
+                        "name": v.name,
+                        "required": v.required,
+                        "secret": v.secret,
+                        "scoped": v.scoped,
+                        "fallback": v.fallback,
+                        "about": v.about,
+                    })
+                })
+                .collect();
             json!({
                 "name": s.name,
                 "port": s.port,

@@ -34,7 +34,10 @@ pub struct Row {
 /// Probe every dependency and service of the deployment. Services are looked for on `host`.
 pub async fn run(deployment: &Deployment, host: &str) -> Vec<Row> {
     let mut rows = dependencies(deployment).await;
-    let client = reqwest::Client::builder().timeout(PROBE_TIMEOUT).build().expect("a plain HTTP client builds");
+    let client = reqwest::Client::builder()
+        .timeout(PROBE_TIMEOUT)
+        .build()
+        .expect("a plain HTTP client builds");
     let checks = deployment.services.iter().filter_map(|p| {
         let port = p.config.port?;
         let url = format!("http://{host}:{port}/health");
@@ -45,7 +48,11 @@ pub async fn run(deployment: &Deployment, host: &str) -> Vec<Row> {
                 Ok(r) => Verdict::Degraded(r.status().as_u16()),
                 Err(e) => Verdict::Unreachable(short_reason(&e)),
             };
-            Row { target: p.env.spec.name.to_owned(), address: url, verdict }
+            Row {
+                target: p.env.spec.name.to_owned(),
+                address: url,
+                verdict,
+            }
         })
     });
     rows.extend(futures::future::join_all(checks).await);
@@ -57,36 +64,63 @@ async fn dependencies(deployment: &Deployment) -> Vec<Row> {
         .services
         .iter()
         .filter_map(|p| match &p.config.database {
-            Some(DatabaseTarget::Url(u)) if !u.expose_secret().starts_with("sqlite:") => Some(u.expose_secret()),
+            Some(DatabaseTarget::Url(u)) if !u.expose_secret().starts_with("sqlite:") => {
+                Some(u.expose_secret())
+            }
             _ => None,
         })
         .collect();
-    let redis: BTreeSet<&str> =
-        deployment.services.iter().filter_map(|p| p.config.redis_url.as_ref().map(|u| u.expose_secret())).collect();
+    let redis: BTreeSet<&str> = deployment
+        .services
+        .iter()
+        .filter_map(|p| p.config.redis_url.as_ref().map(|u| u.expose_secret()))
+        .collect();
     let mut rows = Vec::new();
     for url in databases {
-        let options = StoreOptions { connect_attempts: 1, connect_timeout: PROBE_TIMEOUT, ..StoreOptions::default() };
+        let options = StoreOptions {
+            connect_attempts: 1,
+            connect_timeout: PROBE_TIMEOUT,
+            ..StoreOptions::default()
+        };
         let verdict = match helix_store::open(url, &options).await {
             Ok(store) => {
-                let v = store.ping().await.map_or_else(|e| Verdict::Unreachable(e.to_string()), |_| Verdict::Healthy);
+                let v = store.ping().await.map_or_else(
+                    |e| Verdict::Unreachable(e.to_string()),
+                    |_| Verdict::Healthy,
+                );
                 store.close().await;
                 v
             }
             Err(e) => Verdict::Unreachable(e.to_string()),
         };
-        rows.push(Row { target: "postgres".into(), address: redact::url(url), verdict });
+        rows.push(Row {
+            target: "postgres".into(),
+            address: redact::url(url),
+            verdict,
+        });
     }
     for url in redis {
-        let options = BusOptions { connect_attempts: 1, connect_timeout: PROBE_TIMEOUT, ..BusOptions::default() };
+        let options = BusOptions {
+            connect_attempts: 1,
+            connect_timeout: PROBE_TIMEOUT,
+            ..BusOptions::default()
+        };
         let verdict = match helix_bus::open(Some(url), &options).await {
             Ok(bus) => {
-                let v = bus.ping().await.map_or_else(|e| Verdict::Unreachable(e.to_string()), |_| Verdict::Healthy);
+                let v = bus.ping().await.map_or_else(
+                    |e| Verdict::Unreachable(e.to_string()),
+                    |_| Verdict::Healthy,
+                );
                 bus.close().await;
                 v
             }
             Err(e) => Verdict::Unreachable(e.to_string()),
         };
-        rows.push(Row { target: "redis".into(), address: redact::url(url), verdict });
+        rows.push(Row {
+            target: "redis".into(),
+            address: redact::url(url),
+            verdict,
+        });
     }
     rows
 }
@@ -110,7 +144,12 @@ pub fn render(rows: &[Row], colour: bool) -> String {
             Verdict::Degraded(code) => ("⚠️ degraded".to_owned(), format!("HTTP {code}")),
             Verdict::Unreachable(why) => ("❌ unreachable".to_owned(), why.clone()),
         };
-        table.row(vec![row.target.clone(), status, row.address.clone(), detail]);
+        table.row(vec![
+            row.target.clone(),
+            status,
+            row.address.clone(),
+            detail,
+        ]);
     }
     table.render_with(|r, c, text| {
         if !colour || r == 0 || c != 1 {

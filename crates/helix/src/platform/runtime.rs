@@ -20,7 +20,11 @@ pub enum StartError {
     #[error("bus: {0}")]
     Bus(#[from] BusError),
     #[error("{service}: cannot listen on {addr}: {reason}")]
-    Bind { service: String, addr: String, reason: String },
+    Bind {
+        service: String,
+        addr: String,
+        reason: String,
+    },
 }
 
 /// The open backends of one process.
@@ -54,9 +58,10 @@ impl Backends {
             }
             if planned.env.spec.redis.is_needed() {
                 let key = redis_key(planned);
-                if !backends.buses.contains_key(&key) {
-                    let bus = helix_bus::open(key.as_deref(), &bus_options).await?;
-                    backends.buses.insert(key, bus);
+                if let std::collections::btree_map::Entry::Vacant(slot) = backends.buses.entry(key)
+                {
+                    let bus = helix_bus::open(slot.key().as_deref(), &bus_options).await?;
+                    slot.insert(bus);
                 }
             }
         }
@@ -78,7 +83,11 @@ impl Backends {
 
     /// The state of one service, holding only the handles it declared.
     pub fn state_for(&self, planned: &Planned) -> ServiceState {
-        let store = planned.config.database.as_ref().and_then(|db| self.stores.get(db.url()).cloned());
+        let store = planned
+            .config
+            .database
+            .as_ref()
+            .and_then(|db| self.stores.get(db.url()).cloned());
         let bus = self.buses.get(&redis_key(planned)).cloned();
         ServiceState::new(planned.env.clone(), store, bus)
     }
@@ -86,7 +95,10 @@ impl Backends {
     /// Short descriptions of the backends a service uses, for the start-up table.
     pub fn describe_for(&self, planned: &Planned) -> (Option<String>, Option<String>) {
         let state = self.state_for(planned);
-        (state.store().map(|s| s.describe()), state.bus().map(|b| b.describe()))
+        (
+            state.store().map(|s| s.describe()),
+            state.bus().map(|b| b.describe()),
+        )
     }
 
     pub async fn close(&self) {
@@ -100,5 +112,9 @@ impl Backends {
 }
 
 fn redis_key(planned: &Planned) -> Option<String> {
-    planned.config.redis_url.as_ref().map(|u| u.expose_secret().to_owned())
+    planned
+        .config
+        .redis_url
+        .as_ref()
+        .map(|u| u.expose_secret().to_owned())
 }

@@ -12,9 +12,16 @@ use tokio_util::sync::CancellationToken;
 /// One thing to run.
 pub enum Unit {
     /// An HTTP service on an already-bound listener (so tests can bind port 0).
-    Http { name: &'static str, listener: TcpListener, router: Router },
+    Http {
+        name: &'static str,
+        listener: TcpListener,
+        router: Router,
+    },
     /// A service without HTTP (worker, beat): a future that returns when the token is cancelled.
-    Background { name: &'static str, task: BoxFuture<'static, anyhow::Result<()>> },
+    Background {
+        name: &'static str,
+        task: BoxFuture<'static, anyhow::Result<()>>,
+    },
 }
 
 impl Unit {
@@ -26,20 +33,32 @@ impl Unit {
 }
 
 /// Serve one router until `shutdown` is cancelled; in-flight requests finish first.
-pub async fn serve(listener: TcpListener, router: Router, shutdown: CancellationToken) -> std::io::Result<()> {
-    axum::serve(listener, router).with_graceful_shutdown(shutdown.cancelled_owned()).await
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
 }
 
 /// Run every unit until `shutdown` is cancelled or one of them stops. Returns an error naming
 /// the first unit that failed. After cancellation units get `grace` to finish, then are aborted.
-pub async fn run(units: Vec<Unit>, shutdown: CancellationToken, grace: Duration) -> anyhow::Result<()> {
+pub async fn run(
+    units: Vec<Unit>,
+    shutdown: CancellationToken,
+    grace: Duration,
+) -> anyhow::Result<()> {
     // Why a JoinSet: it lets us wait for whichever unit stops first, then for the rest.
     let mut set = JoinSet::new();
     for unit in units {
         let name = unit.name();
         let token = shutdown.clone();
         let future: BoxFuture<'static, anyhow::Result<()>> = match unit {
-            Unit::Http { listener, router, .. } => Box::pin(async move { Ok(serve(listener, router, token).await?) }),
+            Unit::Http {
+                listener, router, ..
+            } => Box::pin(async move { Ok(serve(listener, router, token).await?) }),
             Unit::Background { task, .. } => task,
         };
         set.spawn(async move { (name, future.await) });
@@ -57,7 +76,10 @@ pub async fn run(units: Vec<Unit>, shutdown: CancellationToken, grace: Duration)
         }
     };
     if tokio::time::timeout(grace, drain).await.is_err() {
-        tracing::warn!(grace_secs = grace.as_secs(), "services did not stop in time; aborting them");
+        tracing::warn!(
+            grace_secs = grace.as_secs(),
+            "services did not stop in time; aborting them"
+        );
         set.abort_all();
     }
     match first_failure {

@@ -8,7 +8,9 @@ pub struct Table {
 
 impl Table {
     pub fn new(header: &[&str]) -> Self {
-        Self { rows: vec![header.iter().map(|s| (*s).to_owned()).collect()] }
+        Self {
+            rows: vec![header.iter().map(|s| (*s).to_owned()).collect()],
+        }
     }
 
     pub fn row(&mut self, cells: Vec<String>) {
@@ -20,7 +22,14 @@ impl Table {
     pub fn render_with(&self, style: impl Fn(usize, usize, String) -> String) -> String {
         let columns = self.rows.iter().map(Vec::len).max().unwrap_or(0);
         let widths: Vec<usize> = (0..columns)
-            .map(|c| self.rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0))
+            .map(|c| {
+                self.rows
+                    .iter()
+                    .filter_map(|r| r.get(c))
+                    .map(|s| s.chars().count())
+                    .max()
+                    .unwrap_or(0)
+            })
             .collect();
         let mut out = String::new();
         for (r, row) in self.rows.iter().enumerate() {
@@ -29,7 +38,11 @@ impl Table {
                 .enumerate()
                 .map(|(c, cell)| {
                     let pad = widths[c].saturating_sub(cell.chars().count());
-                    let padded = if c + 1 == row.len() { cell.clone() } else { format!("{cell}{}", " ".repeat(pad)) };
+                    let padded = if c + 1 == row.len() {
+                        cell.clone()
+                    } else {
+                        format!("{cell}{}", " ".repeat(pad))
+                    };
                     style(r, c, padded)
                 })
                 .collect();

@@ -30,20 +30,31 @@ async fn health(State(state): State<ServiceState>) -> impl IntoResponse {
     let (database, redis) = tokio::join!(
         async {
             match state.store() {
-                Some(s) => Some(tokio::time::timeout(PING_TIMEOUT, s.ping()).await.is_ok_and(|r| r.is_ok())),
+                Some(s) => Some(
+                    tokio::time::timeout(PING_TIMEOUT, s.ping())
+                        .await
+                        .is_ok_and(|r| r.is_ok()),
+                ),
                 None => None,
             }
         },
         async {
             match state.bus() {
-                Some(b) => Some(tokio::time::timeout(PING_TIMEOUT, b.ping()).await.is_ok_and(|r| r.is_ok())),
+                Some(b) => Some(
+                    tokio::time::timeout(PING_TIMEOUT, b.ping())
+                        .await
+                        .is_ok_and(|r| r.is_ok()),
+                ),
                 None => None,
             }
         },
     );
     let mut body = Map::new();
     let healthy = database.unwrap_or(true) && redis.unwrap_or(true);
-    body.insert("status".into(), json!(if healthy { "healthy" } else { "unhealthy" }));
+    body.insert(
+        "status".into(),
+        json!(if healthy { "healthy" } else { "unhealthy" }),
+    );
     body.insert("service".into(), json!(state.spec().name));
     let mut backends = Map::new();
     if let (Some(ok), Some(store)) = (database, state.store()) {
@@ -56,7 +67,11 @@ async fn health(State(state): State<ServiceState>) -> impl IntoResponse {
     }
     body.insert("backends".into(), Value::Object(backends));
     body.insert("version".into(), json!(env!("CARGO_PKG_VERSION")));
-    let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, Json(Value::Object(body)))
 }
 
@@ -70,7 +85,10 @@ fn connected(ok: bool) -> &'static str {
 
 async fn metrics(State(state): State<ServiceState>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.metrics().render(),
     )
 }

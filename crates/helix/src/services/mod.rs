@@ -5,17 +5,17 @@
 
 use crate::platform::catalog::ServiceSpec;
 
-pub mod backend_api;
-pub mod discord_bot;
-pub mod dashboard;
-pub mod claude_api;
-pub mod service_integration;
-pub mod websocket_streaming;
 pub mod agent_orchestration;
-pub mod zapier_integration;
-pub mod voice_processing;
-pub mod worker;
+pub mod backend_api;
 pub mod beat;
+pub mod claude_api;
+pub mod dashboard;
+pub mod discord_bot;
+pub mod service_integration;
+pub mod voice_processing;
+pub mod websocket_streaming;
+pub mod worker;
+pub mod zapier_integration;
 
 /// Every service, in table order.
 pub static CATALOG: &[ServiceSpec] = &[
@@ -44,7 +44,10 @@ pub fn router(state: ServiceState) -> Router {
     let metrics = state.metrics().clone();
     own_routes(state.spec().name)
         .merge(common::routes())
-        .layer(axum::middleware::from_fn_with_state(metrics, crate::shared::metrics::track))
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            crate::shared::metrics::track,
+        ))
         .with_state(state)
 }
 

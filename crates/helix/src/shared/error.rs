@@ -31,14 +31,22 @@ impl ApiError {
     }
 
     pub fn method_not_allowed() -> Self {
-        Self::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this path")
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "method not allowed on this path",
+        )
     }
 
     /// An internal failure: logged in full, answered opaquely.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
         let id = uuid::Uuid::new_v4();
         tracing::error!(error_id = %id, "internal error: {detail}");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("internal error (id {id})"))
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("internal error (id {id})"),
+        )
     }
 }
 

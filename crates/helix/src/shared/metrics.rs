@@ -11,7 +11,9 @@ use std::time::Instant;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+};
 
 /// The HTTP metrics of one service.
 #[derive(Debug, Clone)]
@@ -25,19 +27,38 @@ const LABELS: &[&str] = &["method", "route", "status"];
 
 impl HttpMetrics {
     pub fn new(service: &str) -> Self {
-        let registry = Registry::new_custom(Some("helix".into()), Some([("service".to_owned(), service.to_owned())].into()))
-            .expect("a static prefix and label are valid");
-        let requests = IntCounterVec::new(Opts::new("http_requests_total", "HTTP requests answered"), LABELS)
-            .expect("static metric definition is valid");
-        let latency = HistogramVec::new(
-            HistogramOpts::new("http_request_duration_seconds", "Time to answer an HTTP request")
-                .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+        let registry = Registry::new_custom(
+            Some("helix".into()),
+            Some([("service".to_owned(), service.to_owned())].into()),
+        )
+        .expect("a static prefix and label are valid");
+        let requests = IntCounterVec::new(
+            Opts::new("http_requests_total", "HTTP requests answered"),
             LABELS,
         )
         .expect("static metric definition is valid");
-        registry.register(Box::new(requests.clone())).expect("registered once");
-        registry.register(Box::new(latency.clone())).expect("registered once");
-        Self { registry, requests, latency }
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "Time to answer an HTTP request",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
+            LABELS,
+        )
+        .expect("static metric definition is valid");
+        registry
+            .register(Box::new(requests.clone()))
+            .expect("registered once");
+        registry
+            .register(Box::new(latency.clone()))
+            .expect("registered once");
+        Self {
+            registry,
+            requests,
+            latency,
+        }
     }
 
     /// Everything in the Prometheus text exposition format.
@@ -58,7 +79,11 @@ impl HttpMetrics {
 }
 
 /// Axum middleware: measure and log every request.
-pub async fn track(State(metrics): State<Arc<HttpMetrics>>, request: Request, next: Next) -> Response {
+pub async fn track(
+    State(metrics): State<Arc<HttpMetrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let method = request.method().as_str().to_owned();
     // The route template, not the raw path: `/api/users/{id}` keeps label cardinality bounded.

@@ -51,7 +51,9 @@ pub fn url(value: &str) -> String {
 }
 
 fn url_password(value: &str) -> Option<&str> {
-    url_password_range(value).map(|(s, e)| &value[s..e]).filter(|p| !p.is_empty())
+    url_password_range(value)
+        .map(|(s, e)| &value[s..e])
+        .filter(|p| !p.is_empty())
 }
 
 /// Byte range of the password in `scheme://user:password@host…`.
@@ -90,9 +92,13 @@ fn scrub_urls(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(idx) = rest.find("://") {
-        let start = rest[..idx].rfind(|c: char| c.is_whitespace() || c == '"' || c == '=' || c == '\\').map_or(0, |i| i + 1);
+        let start = rest[..idx]
+            .rfind(|c: char| c.is_whitespace() || c == '"' || c == '=' || c == '\\')
+            .map_or(0, |i| i + 1);
         out.push_str(&rest[..start]);
-        let token_end = rest[start..].find(ends_token).map_or(rest.len(), |i| start + i);
+        let token_end = rest[start..]
+            .find(ends_token)
+            .map_or(rest.len(), |i| start + i);
         out.push_str(&url(&rest[start..token_end]));
         rest = &rest[token_end..];
     }
@@ -170,7 +176,10 @@ mod tests {
 
     #[test]
     fn url_hides_password_only() {
-        assert_eq!(url("postgres://app:s3cret@db:5432/x"), "postgres://app:«hidden»@db:5432/x");
+        assert_eq!(
+            url("postgres://app:s3cret@db:5432/x"),
+            "postgres://app:«hidden»@db:5432/x"
+        );
         assert_eq!(url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
         assert_eq!(url("redis://:pw@h:1/0"), "redis://:«hidden»@h:1/0");
         assert_eq!(url("not a url"), HIDDEN);
@@ -191,8 +200,14 @@ mod tests {
     fn scrubbing_keeps_json_escapes_intact() {
         let line = r#"{"headers":"[(\"authorization\", \"Bearer tok.en\")]","url":"redis://:pw123456@h:1\"x"}"#;
         let out = scrub(line);
-        assert!(!out.contains("tok.en") && !out.contains("pw123456"), "{out}");
-        assert!(serde_json::from_str::<serde_json::Value>(&out).is_ok(), "still JSON: {out}");
+        assert!(
+            !out.contains("tok.en") && !out.contains("pw123456"),
+            "{out}"
+        );
+        assert!(
+            serde_json::from_str::<serde_json::Value>(&out).is_ok(),
+            "still JSON: {out}"
+        );
     }
 
     #[test]

@@ -22,9 +22,21 @@ fn embedded() -> (TestBackends, BTreeMap<String, String>) {
 fn malformed_manifests_name_file_line_and_column_and_exit_2() {
     let (b, env) = embedded();
     let cases = [
-        ("syntax.toml", "[shared\nJWT_SECRET = \"x\"\n", "syntax.toml:1:"),
-        ("unknown.toml", "[helix]\nhost = \"0.0.0.0\"\ncolour = true\n", "unknown.toml:3:1"),
-        ("type.toml", "[helix]\nconnect_attempts = \"many\"\n", "type.toml:2:"),
+        (
+            "syntax.toml",
+            "[shared\nJWT_SECRET = \"x\"\n",
+            "syntax.toml:1:",
+        ),
+        (
+            "unknown.toml",
+            "[helix]\nhost = \"0.0.0.0\"\ncolour = true\n",
+            "unknown.toml:3:1",
+        ),
+        (
+            "type.toml",
+            "[helix]\nconnect_attempts = \"many\"\n",
+            "type.toml:2:",
+        ),
     ];
     for (file, text, at) in cases {
         std::fs::write(b.dir.path().join(file), text).expect("write");
@@ -32,7 +44,11 @@ fn malformed_manifests_name_file_line_and_column_and_exit_2() {
         cmd.args(["--config", file, "up"]);
         let out = run(&mut cmd);
         assert_eq!(out.code, Some(2), "{file}: {out:?}");
-        assert!(out.stderr.contains(at), "{file}: expected `{at}` in:\n{}", out.stderr);
+        assert!(
+            out.stderr.contains(at),
+            "{file}: expected `{at}` in:\n{}",
+            out.stderr
+        );
     }
 }
 
@@ -44,7 +60,11 @@ fn unknown_service_lists_the_valid_ones() {
     let out = run(&mut cmd);
     assert_eq!(out.code, Some(2), "{out:?}");
     for name in catalog::names() {
-        assert!(out.stderr.contains(name), "{name} missing from:\n{}", out.stderr);
+        assert!(
+            out.stderr.contains(name),
+            "{name} missing from:\n{}",
+            out.stderr
+        );
     }
 }
 
@@ -67,15 +87,26 @@ fn bad_values_name_the_variable_and_what_was_expected() {
         cmd.args(["serve", "backend-api"]);
         let out = run(&mut cmd);
         assert_eq!(out.code, Some(2), "{var}={value}: {out:?}");
-        assert!(out.stderr.contains(var), "{var}={value}: variable not named in:\n{}", out.stderr);
-        assert!(out.stderr.contains(expected), "{var}={value}: `{expected}` not in:\n{}", out.stderr);
+        assert!(
+            out.stderr.contains(var),
+            "{var}={value}: variable not named in:\n{}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.contains(expected),
+            "{var}={value}: `{expected}` not in:\n{}",
+            out.stderr
+        );
     }
 }
 
 #[test]
 fn unreachable_database_is_one_clear_line_without_the_password() {
     let (b, mut env) = embedded();
-    env.insert("DATABASE_URL".into(), "postgres://app:planted-pw-123@127.0.0.1:1/helix".into());
+    env.insert(
+        "DATABASE_URL".into(),
+        "postgres://app:planted-pw-123@127.0.0.1:1/helix".into(),
+    );
     env.insert("JWT_SECRET".into(), "j".repeat(32));
     env.insert("HELIX_CONNECT_ATTEMPTS".into(), "2".into());
     let mut cmd = helix(b.dir.path(), &env);
@@ -85,14 +116,21 @@ fn unreachable_database_is_one_clear_line_without_the_password() {
     let last = out.stderr.lines().last().unwrap_or_default();
     assert!(last.starts_with("error: "), "last line: {last}");
     assert!(last.contains("127.0.0.1:1"), "host not named: {last}");
-    assert!(!out.all().contains("planted-pw-123"), "password leaked:\n{}", out.all());
+    assert!(
+        !out.all().contains("planted-pw-123"),
+        "password leaked:\n{}",
+        out.all()
+    );
     assert!(!out.all().contains("panicked"), "{}", out.all());
 }
 
 #[test]
 fn unreachable_redis_is_one_clear_line_without_the_password() {
     let (b, mut env) = embedded();
-    env.insert("REDIS_URL".into(), "redis://:planted-pw-456@127.0.0.1:1/0".into());
+    env.insert(
+        "REDIS_URL".into(),
+        "redis://:planted-pw-456@127.0.0.1:1/0".into(),
+    );
     env.insert("HELIX_CONNECT_ATTEMPTS".into(), "2".into());
     let mut cmd = helix(b.dir.path(), &env);
     cmd.args(["serve", "dashboard"]);
@@ -100,7 +138,11 @@ fn unreachable_redis_is_one_clear_line_without_the_password() {
     assert_eq!(out.code, Some(1), "{out:?}");
     let last = out.stderr.lines().last().unwrap_or_default();
     assert!(last.contains("127.0.0.1:1"), "host not named: {last}");
-    assert!(!out.all().contains("planted-pw-456"), "password leaked:\n{}", out.all());
+    assert!(
+        !out.all().contains("planted-pw-456"),
+        "password leaked:\n{}",
+        out.all()
+    );
 }
 
 #[test]
@@ -116,14 +158,27 @@ fn matrix_json_lists_every_service_with_its_needs() {
     assert_eq!(names, catalog::names());
     let needs = |name: &str| {
         let s = services.iter().find(|s| s["name"] == name).expect(name);
-        (s["postgres"]["needed"].as_bool(), s["redis"]["needed"].as_bool())
+        (
+            s["postgres"]["needed"].as_bool(),
+            s["redis"]["needed"].as_bool(),
+        )
     };
     assert_eq!(needs("dashboard"), (Some(false), Some(true)));
     assert_eq!(needs("service-integration"), (Some(false), Some(true)));
     assert_eq!(needs("backend-api"), (Some(true), Some(true)));
-    let discord = services.iter().find(|s| s["name"] == "discord-bot").expect("discord-bot");
-    let token = discord["variables"].as_array().expect("variables").iter().find(|v| v["name"] == "DISCORD_BOT_TOKEN");
-    assert_eq!(token.map(|t| (t["secret"].as_bool(), t["scoped"].as_bool())), Some((Some(true), Some(true))));
+    let discord = services
+        .iter()
+        .find(|s| s["name"] == "discord-bot")
+        .expect("discord-bot");
+    let token = discord["variables"]
+        .as_array()
+        .expect("variables")
+        .iter()
+        .find(|v| v["name"] == "DISCORD_BOT_TOKEN");
+    assert_eq!(
+        token.map(|t| (t["secret"].as_bool(), t["scoped"].as_bool())),
+        Some((Some(true), Some(true)))
+    );
 }
 
 /// docs/matrix.md is generated; this fails when the code and the document drift apart.
@@ -163,11 +218,23 @@ fn env_hides_secrets_unless_asked() {
     env.insert("STRIPE_PUBLISHABLE_KEY".into(), "pk_test_visible".into());
     let out = run(helix(b.dir.path(), &env).args(["env", "backend-api"]));
     assert_eq!(out.code, Some(0), "{out:?}");
-    assert!(!out.all().contains("planted-jwt-secret-for-env"), "{}", out.all());
+    assert!(
+        !out.all().contains("planted-jwt-secret-for-env"),
+        "{}",
+        out.all()
+    );
     assert!(out.stdout.contains("«hidden»"), "{}", out.stdout);
-    assert!(out.stdout.contains("pk_test_visible"), "non-secrets are shown: {}", out.stdout);
+    assert!(
+        out.stdout.contains("pk_test_visible"),
+        "non-secrets are shown: {}",
+        out.stdout
+    );
     let out = run(helix(b.dir.path(), &env).args(["env", "backend-api", "--show-secrets"]));
-    assert!(out.stdout.contains("planted-jwt-secret-for-env"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("planted-jwt-secret-for-env"),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]
@@ -184,8 +251,16 @@ DISCORD_BOT_TOKEN = \"abc\"
     std::fs::write(b.dir.path().join("helix.toml"), manifest).expect("write");
     let out = run(helix(b.dir.path(), &env).arg("check"));
     assert_ne!(out.code, Some(0), "{out:?}");
-    assert!(out.stdout.contains("helix.toml:5:14: JWT_SECRET:"), "{}", out.stdout);
-    assert!(out.stdout.contains("helix.toml:6:21: DISCORD_BOT_TOKEN:"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("helix.toml:5:14: JWT_SECRET:"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("helix.toml:6:21: DISCORD_BOT_TOKEN:"),
+        "{}",
+        out.stdout
+    );
     assert!(out.stdout.contains("2 error(s)"), "{}", out.stdout);
 }
 
@@ -195,10 +270,17 @@ DISCORD_BOT_TOKEN = \"abc\"
 async fn up_serves_every_service_and_stops_on_sigterm() {
     let backends = TestBackends::new();
     let env = backends.env();
-    let http: Vec<&str> = catalog::all().iter().filter(|s| s.port.is_some()).map(|s| s.name).collect();
+    let http: Vec<&str> = catalog::all()
+        .iter()
+        .filter(|s| s.port.is_some())
+        .map(|s| s.name)
+        .collect();
     let ports = free_ports(http.len());
-    let manifest: String =
-        http.iter().zip(&ports).map(|(name, port)| format!("[services.{name}]\nPORT = {port}\n\n")).collect();
+    let manifest: String = http
+        .iter()
+        .zip(&ports)
+        .map(|(name, port)| format!("[services.{name}]\nPORT = {port}\n\n"))
+        .collect();
     std::fs::write(backends.dir.path().join("helix.toml"), manifest).expect("write");
 
     let child = helix(backends.dir.path(), &env)
@@ -213,8 +295,16 @@ async fn up_serves_every_service_and_stops_on_sigterm() {
     let probe = run(helix(backends.dir.path(), &env).args(["check", "--probe"]));
     assert_eq!(probe.code, Some(0), "{probe:?}");
     for name in &http {
-        let row = probe.stdout.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_default();
-        assert!(row.contains("✅ healthy"), "{name} not healthy:\n{}", probe.stdout);
+        let row = probe
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_default();
+        assert!(
+            row.contains("✅ healthy"),
+            "{name} not healthy:\n{}",
+            probe.stdout
+        );
     }
 
     signal(&child, "TERM");
@@ -223,9 +313,16 @@ async fn up_serves_every_service_and_stops_on_sigterm() {
         .expect("join");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
     for (name, port) in http.iter().zip(&ports) {
-        assert!(stdout.contains(&format!("http://127.0.0.1:{port}")), "{name} missing from the table:\n{stdout}");
+        assert!(
+            stdout.contains(&format!("http://127.0.0.1:{port}")),
+            "{name} missing from the table:\n{stdout}"
+        );
     }
     assert!(stderr.contains("all services stopped"), "{stderr}");
 
@@ -250,13 +347,23 @@ async fn serve_reads_port_and_stops_on_sigint() {
         .expect("helix serve starts");
     let url = format!("http://127.0.0.1:{port}/health");
     wait_healthy(&url).await;
-    let body: serde_json::Value = reqwest::get(&url).await.expect("get").json().await.expect("json");
+    let body: serde_json::Value = reqwest::get(&url)
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(body["service"], "service-integration");
     signal(&child, "INT");
     let out = tokio::task::spawn_blocking(move || wait_bounded(child, Duration::from_secs(60)))
         .await
         .expect("join");
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Two `helix migrate` at once on one database: both succeed, each migration is applied once.
@@ -276,7 +383,12 @@ fn concurrent_migrate_is_safe_and_idempotent() {
         .collect();
     for child in children {
         let out = wait_bounded(child, Duration::from_secs(60));
-        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let status = run(helix(backends.dir.path(), &env).args(["migrate", "--status"]));
     assert_eq!(status.code, Some(0), "{status:?}");

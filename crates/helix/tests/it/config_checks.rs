@@ -17,17 +17,32 @@ fn plan(manifest: &str, env: &[(&str, &str)], mode: Mode) -> Checked {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("helix.toml");
     std::fs::write(&path, manifest).expect("write");
-    let mut env: BTreeMap<String, String> = env.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
-    env.insert("HELIX_DATA_DIR".into(), dir.path().join("data").display().to_string());
+    let mut env: BTreeMap<String, String> = env
+        .iter()
+        .map(|(k, v)| ((*k).into(), (*v).into()))
+        .collect();
+    env.insert(
+        "HELIX_DATA_DIR".into(),
+        dir.path().join("data").display().to_string(),
+    );
     let config = Config::from_parts(env, Some(&path), None).expect("manifest parses");
     let deployment = match &mode {
         Mode::Up => Deployment::plan_all(&config, mode, Generate::ReadOnly),
         Mode::Serve(name) => {
             let spec = helix::platform::catalog::find(name).expect("service");
-            Deployment::plan(&config, mode.clone(), BTreeMap::new(), &[spec], Generate::ReadOnly)
+            Deployment::plan(
+                &config,
+                mode.clone(),
+                BTreeMap::new(),
+                &[spec],
+                Generate::ReadOnly,
+            )
         }
     };
-    Checked { deployment, _dir: dir }
+    Checked {
+        deployment,
+        _dir: dir,
+    }
 }
 
 impl Checked {
@@ -36,15 +51,29 @@ impl Checked {
             .problems
             .iter()
             .find(|p| p.var.as_deref() == Some(var) && p.message.contains(fragment))
-            .unwrap_or_else(|| panic!("no problem on {var} containing `{fragment}`: {:#?}", self.deployment.problems))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no problem on {var} containing `{fragment}`: {:#?}",
+                    self.deployment.problems
+                )
+            })
     }
 
     fn line_of(&self, var: &str, fragment: &str) -> usize {
-        self.find(var, fragment).at.as_ref().map(|at| at.line).expect("a location")
+        self.find(var, fragment)
+            .at
+            .as_ref()
+            .map(|at| at.line)
+            .expect("a location")
     }
 
     fn value(&self, service: &str, var: &str) -> (Option<String>, Source) {
-        let planned = self.deployment.services.iter().find(|p| p.env.spec.name == service).expect(service);
+        let planned = self
+            .deployment
+            .services
+            .iter()
+            .find(|p| p.env.spec.name == service)
+            .expect(service);
         let resolved = planned.env.resolved(var).expect(var);
         (resolved.value.clone(), resolved.source.clone())
     }
@@ -54,12 +83,23 @@ const PG: &str = "[plugins.postgres]\nDATABASE_URL = \"postgres://postgres@127.0
 
 #[test]
 fn unknown_reference_is_an_error_at_its_line() {
-    let c = plan(&format!("{PG}\n[shared]\nJWT_SECRET = \"${{{{vault.JWT}}}}\"\n"), &[], Mode::Up);
+    let c = plan(
+        &format!("{PG}\n[shared]\nJWT_SECRET = \"${{{{vault.JWT}}}}\"\n"),
+        &[],
+        Mode::Up,
+    );
     let p = c.find("JWT_SECRET", "unknown namespace vault");
     assert!(p.is_error());
     assert_eq!(c.line_of("JWT_SECRET", "unknown namespace vault"), 5);
     // Reported once, at its line, not once per service that reads it.
-    assert_eq!(c.deployment.problems.iter().filter(|p| p.message.contains("vault")).count(), 1);
+    assert_eq!(
+        c.deployment
+            .problems
+            .iter()
+            .filter(|p| p.message.contains("vault"))
+            .count(),
+        1
+    );
 }
 
 #[test]
@@ -86,7 +126,10 @@ PORT = \"${{backend-api.PORT}}\"
     let c = plan(manifest, &[], Mode::Up);
     let p = c.find("PORT", "reference cycle");
     assert!(p.is_error());
-    assert!(p.message.contains("backend-api.PORT") && p.message.contains("discord-bot.PORT"), "{p}");
+    assert!(
+        p.message.contains("backend-api.PORT") && p.message.contains("discord-bot.PORT"),
+        "{p}"
+    );
 }
 
 #[test]
@@ -95,10 +138,17 @@ fn required_variable_missing_outside_the_embedded_default() {
     let p = c.find("JWT_SECRET", "required variable JWT_SECRET is not set");
     assert!(p.is_error());
     let services = p.service.as_deref().unwrap_or_default();
-    assert!(services.contains("backend-api") && services.contains("agent-orchestration"), "one line names every service: {p}");
+    assert!(
+        services.contains("backend-api") && services.contains("agent-orchestration"),
+        "one line names every service: {p}"
+    );
     // On the embedded default the same secret is generated instead.
     let embedded = plan("", &[], Mode::Up);
-    assert!(embedded.deployment.errors().is_empty(), "{:#?}", embedded.deployment.problems);
+    assert!(
+        embedded.deployment.errors().is_empty(),
+        "{:#?}",
+        embedded.deployment.problems
+    );
 }
 
 #[test]
@@ -114,19 +164,47 @@ DISCORD_BOT_TOKEN = \"def\"
 DISCORD_BOT_TOKEN = \"fine-here\"
 ";
     let c = plan(manifest, &[], Mode::Up);
-    assert_eq!(c.line_of("DISCORD_BOT_TOKEN", "must not be set in [shared]"), 2);
-    assert_eq!(c.line_of("DISCORD_BOT_TOKEN", "must not be set in [services.claude-api]"), 5);
+    assert_eq!(
+        c.line_of("DISCORD_BOT_TOKEN", "must not be set in [shared]"),
+        2
+    );
+    assert_eq!(
+        c.line_of(
+            "DISCORD_BOT_TOKEN",
+            "must not be set in [services.claude-api]"
+        ),
+        5
+    );
     let errors = c.deployment.errors();
-    assert_eq!(errors.iter().filter(|p| p.var.as_deref() == Some("DISCORD_BOT_TOKEN")).count(), 2, "{errors:#?}");
+    assert_eq!(
+        errors
+            .iter()
+            .filter(|p| p.var.as_deref() == Some("DISCORD_BOT_TOKEN"))
+            .count(),
+        2,
+        "{errors:#?}"
+    );
 }
 
 #[test]
 fn scoped_secret_in_another_services_environment_is_an_error() {
-    let c = plan("", &[("DISCORD_BOT_TOKEN", "abc")], Mode::Serve("backend-api".into()));
+    let c = plan(
+        "",
+        &[("DISCORD_BOT_TOKEN", "abc")],
+        Mode::Serve("backend-api".into()),
+    );
     let p = c.find("DISCORD_BOT_TOKEN", "scoped to discord-bot");
     assert!(p.is_error());
-    let ok = plan("", &[("DISCORD_BOT_TOKEN", "abc")], Mode::Serve("discord-bot".into()));
-    assert!(ok.deployment.errors().is_empty(), "{:#?}", ok.deployment.problems);
+    let ok = plan(
+        "",
+        &[("DISCORD_BOT_TOKEN", "abc")],
+        Mode::Serve("discord-bot".into()),
+    );
+    assert!(
+        ok.deployment.errors().is_empty(),
+        "{:#?}",
+        ok.deployment.problems
+    );
 }
 
 #[test]
@@ -149,19 +227,42 @@ DATABASE_URL = \"${{{{postgres.DATABASE_URL}}}}\"
     assert_eq!(unread.at.as_ref().map(|a| a.line), Some(5));
     let typo = c.find("TYPO_PORTT", "backend-api does not read TYPO_PORTT");
     assert!(!typo.is_error());
-    let db = c.find("DATABASE_URL", "dashboard is given a database it does not need");
+    let db = c.find(
+        "DATABASE_URL",
+        "dashboard is given a database it does not need",
+    );
     assert!(!db.is_error());
     assert_eq!(db.at.as_ref().map(|a| a.line), Some(11));
-    assert!(c.deployment.errors().is_empty(), "{:#?}", c.deployment.errors());
+    assert!(
+        c.deployment.errors().is_empty(),
+        "{:#?}",
+        c.deployment.errors()
+    );
 }
 
 #[test]
 fn unknown_services_and_plugins_are_errors() {
-    let c = plan("[services.backend]\nPORT = 1\n\n[plugins.mysql]\nURL = \"x\"\n", &[], Mode::Up);
-    let service = c.deployment.problems.iter().find(|p| p.message.contains("unknown service `backend`")).expect("service");
-    assert!(service.message.contains("backend-api"), "valid names are listed: {service}");
+    let c = plan(
+        "[services.backend]\nPORT = 1\n\n[plugins.mysql]\nURL = \"x\"\n",
+        &[],
+        Mode::Up,
+    );
+    let service = c
+        .deployment
+        .problems
+        .iter()
+        .find(|p| p.message.contains("unknown service `backend`"))
+        .expect("service");
+    assert!(
+        service.message.contains("backend-api"),
+        "valid names are listed: {service}"
+    );
     assert_eq!(service.at.as_ref().map(|a| a.line), Some(1));
-    assert!(c.deployment.problems.iter().any(|p| p.is_error() && p.message.contains("unknown plugin `mysql`")));
+    assert!(c
+        .deployment
+        .problems
+        .iter()
+        .any(|p| p.is_error() && p.message.contains("unknown plugin `mysql`")));
 }
 
 #[test]
@@ -184,16 +285,25 @@ CLAUDE_API_URL = \"http://service:${{{{claude-api.PORT}}}}\"
 "
     );
     let c = plan(&manifest, &[("JWT_SECRET", "from-env")], Mode::Up);
-    assert_eq!(c.value("backend-api", "JWT_SECRET"), (Some("from-env".into()), Source::Env));
+    assert_eq!(
+        c.value("backend-api", "JWT_SECRET"),
+        (Some("from-env".into()), Source::Env)
+    );
     let (url, source) = c.value("discord-bot", "CLAUDE_API_URL");
     assert_eq!(url.as_deref(), Some("http://service:8002"));
     assert!(matches!(source, Source::Service(at) if at.line == 9));
     let (db, source) = c.value("backend-api", "DATABASE_URL");
-    assert_eq!(db.as_deref(), Some("postgres://postgres@127.0.0.1:5432/test"));
+    assert_eq!(
+        db.as_deref(),
+        Some("postgres://postgres@127.0.0.1:5432/test")
+    );
     assert_eq!(source, Source::Plugin("postgres".into()));
     // PORT from the environment belongs to the served service only, never to `up`.
     let up = plan("", &[("PORT", "9999")], Mode::Up);
     assert_eq!(up.value("backend-api", "PORT").0.as_deref(), Some("8000"));
     let serve = plan("", &[("PORT", "9999")], Mode::Serve("backend-api".into()));
-    assert_eq!(serve.value("backend-api", "PORT").0.as_deref(), Some("9999"));
+    assert_eq!(
+        serve.value("backend-api", "PORT").0.as_deref(),
+        Some("9999")
+    );
 }

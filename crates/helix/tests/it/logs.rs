@@ -23,7 +23,9 @@ const PLANTED_DB_PW: &str = "planted-db-password-3e1";
 fn with_password(url: &str) -> String {
     let mut parsed = url::Url::parse(url).expect("a URL");
     if parsed.password().is_none() {
-        parsed.set_password(Some(PLANTED_DB_PW)).expect("a password can be set");
+        parsed
+            .set_password(Some(PLANTED_DB_PW))
+            .expect("a password can be set");
     }
     parsed.to_string()
 }
@@ -49,7 +51,11 @@ async fn the_binary_logs_no_secret_even_at_trace_level() {
         .expect("helix serve starts");
     wait_healthy(&format!("http://127.0.0.1:{port}/health")).await;
     let client = reqwest::Client::new();
-    for path in ["/health", "/api/nothing-here", &format!("/x?secret={PLANTED_JWT}")] {
+    for path in [
+        "/health",
+        "/api/nothing-here",
+        &format!("/x?secret={PLANTED_JWT}"),
+    ] {
         let response = client
             .get(format!("http://127.0.0.1:{port}{path}"))
             .header("Authorization", format!("Bearer {PLANTED_BEARER}"))
@@ -57,7 +63,11 @@ async fn the_binary_logs_no_secret_even_at_trace_level() {
             .send()
             .await
             .expect("request");
-        assert!(response.status().as_u16() < 500, "{path}: {}", response.status());
+        assert!(
+            response.status().as_u16() < 500,
+            "{path}: {}",
+            response.status()
+        );
     }
     signal(&child, "TERM");
     let out = tokio::task::spawn_blocking(move || wait_bounded(child, Duration::from_secs(60)))
@@ -71,15 +81,22 @@ async fn the_binary_logs_no_secret_even_at_trace_level() {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
         .collect();
     assert!(
-        lines.iter().any(|l| l["message"] == "request" && l["status"] == 404),
+        lines
+            .iter()
+            .any(|l| l["message"] == "request" && l["status"] == 404),
         "the requests were logged: {logs}"
     );
     assert!(
-        lines.iter().any(|l| l["level"] == "DEBUG" || l["level"] == "TRACE"),
+        lines
+            .iter()
+            .any(|l| l["level"] == "DEBUG" || l["level"] == "TRACE"),
         "RUST_LOG=trace was honoured: {logs}"
     );
     for planted in [PLANTED_JWT, PLANTED_STRIPE, PLANTED_BEARER, PLANTED_DB_PW] {
-        assert!(!logs.contains(planted), "{planted} leaked into the logs:\n{logs}");
+        assert!(
+            !logs.contains(planted),
+            "{planted} leaked into the logs:\n{logs}"
+        );
     }
 }
 
@@ -115,7 +132,9 @@ fn the_redaction_layer_scrubs_secrets_from_every_event() {
     let capture = Capture::default();
     helix::telemetry::init_with(LogFormat::Json, Some("info"), capture.clone());
     redact::register(PLANTED_JWT);
-    redact::register(&format!("postgres://app:{PLANTED_DB_PW}@db.internal:5432/helix"));
+    redact::register(&format!(
+        "postgres://app:{PLANTED_DB_PW}@db.internal:5432/helix"
+    ));
 
     tracing::info!(jwt_secret = PLANTED_JWT, "careless field");
     tracing::warn!(error = %format!("connect to redis://:{PLANTED_DB_PW}@cache:6379 failed"), "echoed URL");
@@ -123,12 +142,23 @@ fn the_redaction_layer_scrubs_secrets_from_every_event() {
     tracing::info!("a password in a message: {PLANTED_DB_PW} and an unregistered URL postgres://u:other-pw-123@h/db");
 
     let logs = String::from_utf8(capture.0.lock().expect("lock").clone()).expect("UTF-8");
-    for fragment in ["careless field", "echoed URL", "header dump", "a password in a message"] {
-        assert!(logs.contains(fragment), "event `{fragment}` missing from:\n{logs}");
+    for fragment in [
+        "careless field",
+        "echoed URL",
+        "header dump",
+        "a password in a message",
+    ] {
+        assert!(
+            logs.contains(fragment),
+            "event `{fragment}` missing from:\n{logs}"
+        );
     }
     for planted in [PLANTED_JWT, PLANTED_DB_PW, PLANTED_BEARER, "other-pw-123"] {
         assert!(!logs.contains(planted), "{planted} leaked:\n{logs}");
     }
-    assert!(logs.contains("db.internal") || logs.contains("cache:6379"), "hosts stay visible:\n{logs}");
+    assert!(
+        logs.contains("db.internal") || logs.contains("cache:6379"),
+        "hosts stay visible:\n{logs}"
+    );
     assert!(logs.contains(redact::HIDDEN), "{logs}");
 }

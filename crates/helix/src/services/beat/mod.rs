@@ -5,7 +5,6 @@
 
 use crate::platform::catalog::{Need, ServiceSpec};
 
-
 /// What beat declares.
 pub const SPEC: ServiceSpec = ServiceSpec {
     name: "beat",

@@ -5,7 +5,6 @@
 
 use crate::platform::catalog::{Need, ServiceSpec};
 
-
 /// What dashboard declares.
 pub const SPEC: ServiceSpec = ServiceSpec {
     name: "dashboard",

@@ -14,6 +14,10 @@ pub const SPEC: ServiceSpec = ServiceSpec {
     about: "Speech-to-text and text-to-speech.",
     postgres_why: "audio is processed in flight; nothing durable is kept",
     redis_why: "publishes voice events",
-    vars: &[JWT_SECRET_VAR, VarSpec::optional("GOOGLE_CLOUD_KEY", "Google Cloud speech credentials").secret(), VarSpec::optional("AUDIO_TEMP_DIR", "scratch directory for audio files")],
+    vars: &[
+        JWT_SECRET_VAR,
+        VarSpec::optional("GOOGLE_CLOUD_KEY", "Google Cloud speech credentials").secret(),
+        VarSpec::optional("AUDIO_TEMP_DIR", "scratch directory for audio files"),
+    ],
     api_ready: false,
 };

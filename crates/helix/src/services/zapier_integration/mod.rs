@@ -12,8 +12,17 @@ pub const SPEC: ServiceSpec = ServiceSpec {
     postgres: Need::Yes,
     redis: Need::Yes,
     about: "Inbound Zapier webhooks and outbound deliveries.",
-    postgres_why: "webhook events and the delivery log (the old service kept them only in Redis lists)",
+    postgres_why:
+        "webhook events and the delivery log (the old service kept them only in Redis lists)",
     redis_why: "event queue feeding deliveries",
-    vars: &[JWT_SECRET_VAR, VarSpec::optional("ZAPIER_SECRET", "verifies the signature of inbound webhooks").secret(), VarSpec::optional("WEBHOOK_URL", "default outbound delivery target")],
+    vars: &[
+        JWT_SECRET_VAR,
+        VarSpec::optional(
+            "ZAPIER_SECRET",
+            "verifies the signature of inbound webhooks",
+        )
+        .secret(),
+        VarSpec::optional("WEBHOOK_URL", "default outbound delivery target"),
+    ],
     api_ready: false,
 };

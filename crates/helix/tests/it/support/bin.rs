@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 /// A `helix` command in `dir` with only `PATH` and `env` set.
 pub fn helix(dir: &Path, env: &BTreeMap<String, String>) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_helix"));
-    cmd.current_dir(dir).env_clear().env("NO_COLOR", "1").envs(env);
+    cmd.current_dir(dir)
+        .env_clear()
+        .env("NO_COLOR", "1")
+        .envs(env);
     if let Some(path) = std::env::var_os("PATH") {
         cmd.env("PATH", path);
     }
@@ -18,7 +21,11 @@ pub fn helix(dir: &Path, env: &BTreeMap<String, String>) -> Command {
 
 /// Run to completion, failing the test rather than hanging if it does not finish.
 pub fn run(cmd: &mut Command) -> Finished {
-    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("helix starts");
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("helix starts");
     let output = wait_bounded(child, Duration::from_secs(60));
     Finished::from(output)
 }
@@ -92,7 +99,11 @@ pub async fn wait_healthy(url: &str) {
 
 /// Ports nobody listens on right now.
 pub fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<std::net::TcpListener> =
-        (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind")).collect();
-    listeners.iter().map(|l| l.local_addr().expect("addr").port()).collect()
+    let listeners: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().expect("addr").port())
+        .collect()
 }

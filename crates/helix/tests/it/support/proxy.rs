@@ -52,7 +52,9 @@ impl Proxy {
 }
 
 async fn forward(mut client: TcpStream, target: String, mut up: watch::Receiver<bool>) {
-    let Ok(mut server) = TcpStream::connect(&target).await else { return };
+    let Ok(mut server) = TcpStream::connect(&target).await else {
+        return;
+    };
     tokio::select! {
         _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
         _ = up.wait_for(|up| !*up) => {}
@@ -62,13 +64,19 @@ async fn forward(mut client: TcpStream, target: String, mut up: watch::Receiver<
 /// `host:port` of a URL.
 pub fn host_port(url: &str) -> String {
     let parsed = url::Url::parse(url).expect("a URL");
-    format!("{}:{}", parsed.host_str().expect("a host"), parsed.port_or_known_default().expect("a port"))
+    format!(
+        "{}:{}",
+        parsed.host_str().expect("a host"),
+        parsed.port_or_known_default().expect("a port")
+    )
 }
 
 /// The URL with its host and port replaced by the proxy's.
 pub fn through(url: &str, proxy: &Proxy) -> String {
     let mut parsed = url::Url::parse(url).expect("a URL");
     parsed.set_host(Some("127.0.0.1")).expect("settable host");
-    parsed.set_port(Some(proxy.addr.port())).expect("settable port");
+    parsed
+        .set_port(Some(proxy.addr.port()))
+        .expect("settable port");
     parsed.to_string()
 }

@@ -29,23 +29,43 @@ pub async fn spawn_app(service: &str) -> TestApp {
 }
 
 /// Start one HTTP service with extra environment variables.
-pub async fn spawn_app_with(service: &str, backends: TestBackends, extra: BTreeMap<String, String>) -> TestApp {
+pub async fn spawn_app_with(
+    service: &str,
+    backends: TestBackends,
+    extra: BTreeMap<String, String>,
+) -> TestApp {
     let mut env = backends.env();
     env.extend(extra);
     let config = Config::from_parts(env, None, None).expect("test configuration is valid");
     let spec = catalog::find(service).expect("a catalog service");
-    let deployment = Deployment::plan(&config, Mode::Serve(service.into()), BTreeMap::new(), &[spec], Generate::Create)
-        .into_startable()
-        .expect("test deployment has no errors");
-    let app = App::open(deployment, &config.settings, true).await.expect("backends open");
+    let deployment = Deployment::plan(
+        &config,
+        Mode::Serve(service.into()),
+        BTreeMap::new(),
+        &[spec],
+        Generate::Create,
+    )
+    .into_startable()
+    .expect("test deployment has no errors");
+    let app = App::open(deployment, &config.settings, true)
+        .await
+        .expect("backends open");
     let planned = &app.deployment.services[0];
     let state = app.state(planned);
     let router = app.router(planned);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind port 0");
     let addr = listener.local_addr().expect("bound address");
     let shutdown = CancellationToken::new();
     tokio::spawn(supervisor::serve(listener, router, shutdown.clone()));
-    TestApp { addr, client: reqwest::Client::new(), state, backends, shutdown }
+    TestApp {
+        addr,
+        client: reqwest::Client::new(),
+        state,
+        backends,
+        shutdown,
+    }
 }
 
 impl TestApp {
@@ -54,7 +74,11 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(self.url(path)).send().await.expect("request sent")
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent")
     }
 
     pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
