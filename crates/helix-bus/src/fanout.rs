@@ -72,6 +72,11 @@ impl FanOut {
         (id, subscribers.len() == 1)
     }
 
+    /// Whether `key` has at least one subscriber.
+    pub(crate) fn contains(&self, key: &str) -> bool {
+        self.channels.contains_key(key)
+    }
+
     /// Remove a subscriber; returns true when it was the channel's last one.
     pub(crate) fn remove(&mut self, key: &str, id: u64) -> bool {
         let Some(subscribers) = self.channels.get_mut(key) else {

@@ -77,7 +77,9 @@ pub struct Message {
 pub enum Event {
     Message(Message),
     /// This subscriber fell behind and `skipped` messages were dropped for it alone.
-    Lagged { skipped: u64 },
+    Lagged {
+        skipped: u64,
+    },
     /// The connection to the backend was lost and re-established; messages published meanwhile
     /// may be missing, so the consumer should recover from history.
     Resubscribed,
@@ -117,7 +119,7 @@ pub trait PubSub: Send + Sync + 'static {
     async fn publish(&self, channel: &str, payload: Bytes) -> Result<(), BusError>;
 
     /// Subscribe to one channel. When this returns, the subscription is active: a message
-    /// published afterwards is delivered.
+    /// published afterwards is delivered. A message published before this was called is not.
     async fn subscribe(&self, channel: &str) -> Result<Subscription, BusError>;
 }
 
@@ -147,8 +149,12 @@ pub struct QueueStats {
 #[async_trait]
 pub trait JobQueue: Send + Sync + 'static {
     /// Add a job, available after `delay` (zero: now). Returns its id. Durable on Redis.
-    async fn enqueue(&self, queue: &str, payload: Bytes, delay: Duration)
-        -> Result<String, BusError>;
+    async fn enqueue(
+        &self,
+        queue: &str,
+        payload: Bytes,
+        delay: Duration,
+    ) -> Result<String, BusError>;
 
     /// Lease the oldest available job for `lease`; `None` when the queue has nothing ready.
     /// A job whose lease expired without ack is available again.

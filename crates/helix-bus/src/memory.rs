@@ -63,7 +63,11 @@ impl MemoryBus {
     }
 
     /// Run `f` on one queue's state, creating it if needed and forgetting it once empty.
-    fn with_queue<T>(&self, queue: &str, f: impl FnOnce(&mut QueueState) -> T) -> Result<T, BusError> {
+    fn with_queue<T>(
+        &self,
+        queue: &str,
+        f: impl FnOnce(&mut QueueState) -> T,
+    ) -> Result<T, BusError> {
         self.check_open()?;
         crate::check_queue_name(queue)?;
         let mut queues = lock(&self.queues);

@@ -94,7 +94,11 @@ impl QueueState {
     /// Counts as they stand at `now`: a delayed job that is due counts as available, an expired
     /// lease still counts as leased until a reserve reclaims it (as on Redis).
     pub(super) fn stats(&self, now: Instant) -> QueueStats {
-        let due = self.delayed.iter().take_while(|(at, ..)| *at <= now).count();
+        let due = self
+            .delayed
+            .iter()
+            .take_while(|(at, ..)| *at <= now)
+            .count();
         QueueStats {
             available: (self.available.len() + due) as u64,
             leased: self.leased.len() as u64,

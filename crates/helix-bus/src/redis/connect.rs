@@ -207,8 +207,8 @@ pub(crate) async fn command_connection(
         target: endpoint.target.clone(),
         reason: e.to_string(),
     };
-    let manager = ConnectionManager::new_lazy_with_config(endpoint.client.clone(), config)
-        .map_err(fail)?;
+    let manager =
+        ConnectionManager::new_lazy_with_config(endpoint.client.clone(), config).map_err(fail)?;
     set_name(&manager).await.map_err(fail)?;
     // Why a task: renaming must happen whenever the manager reconnects, not on a caller's path.
     let keeper = tokio::spawn(keep_name(manager.clone(), pushes, cancel));

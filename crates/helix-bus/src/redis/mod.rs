@@ -67,7 +67,8 @@ impl RedisBus {
             .connect_with_retry(&endpoint.target, options.connect_attempts)
             .await?;
         let cancel = CancellationToken::new();
-        let (conn, keeper) = connect::command_connection(&endpoint, options, cancel.clone()).await?;
+        let (conn, keeper) =
+            connect::command_connection(&endpoint, options, cancel.clone()).await?;
         let (pubsub, task) = PubSubHandle::spawn(
             first,
             link,
@@ -93,6 +94,17 @@ impl RedisBus {
     /// in `CLIENT LIST`.
     pub fn pubsub_client_id(&self) -> Option<i64> {
         self.pubsub.client_id()
+    }
+
+    /// `CLIENT ID` of the command connection in use now (one round trip on it), to find it in
+    /// `CLIENT LIST`. It changes whenever the connection manager replaces the connection.
+    pub async fn command_client_id(&self) -> Result<i64, BusError> {
+        let mut conn = self.conn()?;
+        redis::cmd("CLIENT")
+            .arg("ID")
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.fail(e))
     }
 
     /// A handle on the command connection, or `Unavailable` once closed.
@@ -175,8 +187,11 @@ impl JobQueue for RedisBus {
     }
 
     async fn ack(&self, lease: &Lease) -> Result<(), BusError> {
+        crate::check_queue_name(&lease.queue)?;
         let mut conn = self.conn()?;
-        let done = self.queues.ack(&mut conn, &lease.queue, &lease.job_id, lease.token);
+        let done = self
+            .queues
+            .ack(&mut conn, &lease.queue, &lease.job_id, lease.token);
         match done.await.map_err(|e| self.fail(e))? {
             true => Ok(()),
             false => Err(lease_lost(lease)),
@@ -184,9 +199,12 @@ impl JobQueue for RedisBus {
     }
 
     async fn release(&self, lease: &Lease, delay: Duration) -> Result<(), BusError> {
+        crate::check_queue_name(&lease.queue)?;
         let mut conn = self.conn()?;
         let (queue, id) = (&lease.queue, &lease.job_id);
-        let done = self.queues.release(&mut conn, queue, id, lease.token, delay);
+        let done = self
+            .queues
+            .release(&mut conn, queue, id, lease.token, delay);
         match done.await.map_err(|e| self.fail(e))? {
             true => Ok(()),
             false => Err(lease_lost(lease)),

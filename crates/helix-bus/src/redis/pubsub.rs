@@ -1,9 +1,12 @@
 //! Redis pub/sub: ONE dedicated connection per bus, owned by one background task.
 //!
-//! Data flow: `subscribe()` sends a command to the task → the task adds the subscriber to its
-//! [`FanOut`] and, for a channel's first local subscriber, sends `SUBSCRIBE` and waits for
-//! Redis's confirmation before answering → messages pushed by Redis on that connection are
-//! fanned out locally (prefix stripped) with the same `Lagged` rules as the memory bus.
+//! Data flow: `subscribe()` sends a command to the task → the task makes one round trip on the
+//! connection (`SUBSCRIBE` for a channel's first local subscriber, waiting for Redis's
+//! confirmation; `PING` otherwise), fans out the messages that arrived before the reply, then
+//! adds the subscriber to its [`FanOut`] and answers → messages pushed by Redis on that
+//! connection are fanned out locally (prefix stripped) with the same `Lagged` rules as the
+//! memory bus. So, as on the memory bus, a subscriber gets every message published after
+//! `subscribe()` returned and none published before it was called.
 //! Dropping the last local subscriber of a channel sends `UNSUBSCRIBE`.
 //!
 //! When the connection breaks (Redis restart, `CLIENT KILL`, a failed health ping), the task
@@ -18,7 +21,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use redis::aio::MultiplexedConnection;
-use redis::{Msg, PushInfo, PushKind, RedisResult};
+use redis::{Msg, PushInfo, PushKind, RedisError, RedisResult};
+use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -65,7 +69,9 @@ impl PubSubHandle {
         cancel: CancellationToken,
     ) -> (Self, JoinHandle<()>) {
         let (commands, rx) = mpsc::unbounded_channel();
-        let client_id = Arc::new(AtomicI64::new(0));
+        // Why set here and not only by the task: the id must be readable as soon as `open`
+        // returns, before the task has first run.
+        let client_id = Arc::new(AtomicI64::new(first.client_id));
         let actor = Actor {
             link,
             commands: rx,
@@ -132,8 +138,19 @@ impl Drop for Unsubscribe {
     fn drop(&mut self) {
         let wire = std::mem::take(&mut self.wire);
         // Fails only once the task is gone, and then there is nothing left to undo.
-        let _ = self.commands.send(Command::Unsubscribe { wire, id: self.id });
+        let _ = self
+            .commands
+            .send(Command::Unsubscribe { wire, id: self.id });
     }
+}
+
+/// What `serve` makes of a loss noticed while draining pushes (the driver's own error is gone).
+fn connection_lost() -> RedisError {
+    std::io::Error::new(
+        std::io::ErrorKind::ConnectionReset,
+        "pub/sub connection lost",
+    )
+    .into()
 }
 
 /// Why the task ended its connected phase.
@@ -174,13 +191,14 @@ impl Actor {
 
     /// Connected phase: commands, pushes and health checks until the connection is lost.
     async fn serve(&mut self, link: &mut PubSubConn) -> Exit {
-        let mut health = tokio::time::interval_at(tokio::time::Instant::now() + HEALTH_EVERY, HEALTH_EVERY);
+        let mut health =
+            tokio::time::interval_at(tokio::time::Instant::now() + HEALTH_EVERY, HEALTH_EVERY);
         health.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let result = tokio::select! {
                 _ = self.cancel.cancelled() => return Exit::Stop,
                 command = self.commands.recv() => match command {
-                    Some(command) => self.handle(&mut link.conn, command).await,
+                    Some(command) => self.handle(link, command).await,
                     None => return Exit::Stop,
                 },
                 push = link.pushes.recv() => match push {
@@ -201,36 +219,65 @@ impl Actor {
         }
     }
 
-    async fn handle(&mut self, conn: &mut MultiplexedConnection, command: Command) -> RedisResult<()> {
+    async fn handle(&mut self, link: &mut PubSubConn, command: Command) -> RedisResult<()> {
         match command {
-            Command::Subscribe { wire, tx, reply } => self.add(conn, wire, tx, reply).await,
-            Command::Unsubscribe { wire, id } => self.remove(conn, &wire, id).await,
+            Command::Subscribe { wire, tx, reply } => self.add(link, wire, tx, reply).await,
+            Command::Unsubscribe { wire, id } => self.remove(&mut link.conn, &wire, id).await,
         }
     }
 
     async fn add(
         &mut self,
-        conn: &mut MultiplexedConnection,
+        link: &mut PubSubConn,
         wire: String,
         tx: mpsc::Sender<Event>,
         reply: oneshot::Sender<Result<u64, BusError>>,
     ) -> RedisResult<()> {
-        let (id, first) = self.fanout.add(&wire, tx);
-        // Waits for Redis's confirmation, so a publish after `subscribe()` returns is delivered.
-        let confirmed = if first { conn.subscribe(&wire).await } else { Ok(()) };
+        // Why a round trip even when the channel is already subscribed: a message published
+        // before this call may still be unread on the connection. Redis answers in order, so once
+        // the reply is in, that message is in `pushes`, and draining it before adding the new
+        // subscriber keeps it from a subscriber that did not exist when it was published.
+        // `SUBSCRIBE` waits for Redis's confirmation, so a publish after `subscribe()` returns is
+        // delivered.
+        let confirmed = if self.fanout.contains(&wire) {
+            redis::cmd("PING").exec_async(&mut link.conn).await
+        } else {
+            link.conn.subscribe(&wire).await
+        };
         if let Err(e) = confirmed {
-            self.fanout.remove(&wire, id);
             let _ = reply.send(Err(bus_error(&self.target, &e)));
             return Err(e);
         }
+        let connected = self.drain(link);
+        let (id, _) = self.fanout.add(&wire, tx);
         if reply.send(Ok(id)).is_err() {
             // The caller gave up waiting: no guard exists to undo this, so undo it now.
-            return self.remove(conn, &wire, id).await;
+            self.remove(&mut link.conn, &wire, id).await?;
+        }
+        if !connected {
+            return Err(connection_lost());
         }
         Ok(())
     }
 
-    async fn remove(&mut self, conn: &mut MultiplexedConnection, wire: &str, id: u64) -> RedisResult<()> {
+    /// Fan out every push already received; false when one of them reports the connection lost.
+    fn drain(&mut self, link: &mut PubSubConn) -> bool {
+        loop {
+            match link.pushes.try_recv() {
+                Ok(push) if push.kind == PushKind::Disconnection => return false,
+                Ok(push) => self.on_push(push),
+                Err(TryRecvError::Empty) => return true,
+                Err(TryRecvError::Disconnected) => return false,
+            }
+        }
+    }
+
+    async fn remove(
+        &mut self,
+        conn: &mut MultiplexedConnection,
+        wire: &str,
+        id: u64,
+    ) -> RedisResult<()> {
         if self.fanout.remove(wire, id) {
             conn.unsubscribe(wire).await?;
         }
@@ -261,11 +308,16 @@ impl Actor {
             match self.offline(async move { link.connect().await }).await? {
                 Ok(mut next) => match self.resubscribe(&mut next.conn).await {
                     Ok(()) => return Some(next),
-                    Err(e) => tracing::warn!(target: "helix_bus", error = %e, "redis resubscribe failed"),
+                    Err(e) => {
+                        tracing::warn!(target: "helix_bus", error = %e, "redis resubscribe failed")
+                    }
                 },
-                Err(e) => tracing::warn!(target: "helix_bus", redis = %self.target, error = %e, "cannot reach redis for pub/sub"),
+                Err(e) => {
+                    tracing::warn!(target: "helix_bus", redis = %self.target, error = %e, "cannot reach redis for pub/sub")
+                }
             }
-            self.offline(tokio::time::sleep(backoff.next_delay())).await?;
+            self.offline(tokio::time::sleep(backoff.next_delay()))
+                .await?;
         }
     }
 

@@ -19,11 +19,16 @@ use redis::{RedisResult, Script};
 
 use crate::QueueStats;
 
-/// Milliseconds since the epoch on the Redis server.
+/// Milliseconds since the epoch on the Redis server: `now_ms` rounds down (to test what is due),
+/// `due_ms` rounds up, so that a delay or lease measured from it is never cut short by rounding.
 const NOW_MS: &str = r"
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function due_ms(after)
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.ceil(tonumber(t[2]) / 1000) + after
 end
 ";
 
@@ -32,7 +37,7 @@ const ENQUEUE: &str = r"
 redis.call('HSET', KEYS[1], 'payload', ARGV[2], 'attempts', 0, 'token', 0)
 local delay = tonumber(ARGV[3])
 if delay > 0 then
-  redis.call('ZADD', KEYS[3], now_ms() + delay, ARGV[1])
+  redis.call('ZADD', KEYS[3], due_ms(delay), ARGV[1])
 else
   redis.call('RPUSH', KEYS[2], ARGV[1])
 end
@@ -59,7 +64,7 @@ while true do
   if redis.call('EXISTS', job) == 1 then
     local token = redis.call('HINCRBY', job, 'token', 1)
     local attempt = redis.call('HINCRBY', job, 'attempts', 1)
-    redis.call('ZADD', KEYS[3], now + tonumber(ARGV[1]), id)
+    redis.call('ZADD', KEYS[3], due_ms(tonumber(ARGV[1])), id)
     return {id, redis.call('HGET', job, 'payload'), token, attempt}
   end
 end
@@ -86,7 +91,7 @@ if not holds_lease() then return 0 end
 redis.call('ZREM', KEYS[1], ARGV[1])
 local delay = tonumber(ARGV[3])
 if delay > 0 then
-  redis.call('ZADD', KEYS[4], now_ms() + delay, ARGV[1])
+  redis.call('ZADD', KEYS[4], due_ms(delay), ARGV[1])
 else
   redis.call('RPUSH', KEYS[3], ARGV[1])
 end
@@ -155,7 +160,9 @@ impl RedisQueues {
     ) -> RedisResult<()> {
         let k = self.keys(queue);
         let mut call = self.enqueue.prepare_invoke();
-        call.key(k.job(id)).key(k.key("ready")).key(k.key("delayed"));
+        call.key(k.job(id))
+            .key(k.key("ready"))
+            .key(k.key("delayed"));
         call.arg(id).arg(payload).arg(millis(delay));
         call.invoke_async(conn).await
     }
@@ -168,7 +175,9 @@ impl RedisQueues {
     ) -> RedisResult<Option<Reserved>> {
         let k = self.keys(queue);
         let mut call = self.reserve.prepare_invoke();
-        call.key(k.key("ready")).key(k.key("delayed")).key(k.key("leased"));
+        call.key(k.key("ready"))
+            .key(k.key("delayed"))
+            .key(k.key("leased"));
         call.arg(millis(lease)).arg(k.job(""));
         call.invoke_async(conn).await
     }
@@ -211,7 +220,9 @@ impl RedisQueues {
     ) -> RedisResult<QueueStats> {
         let k = self.keys(queue);
         let mut call = self.stats.prepare_invoke();
-        call.key(k.key("ready")).key(k.key("leased")).key(k.key("delayed"));
+        call.key(k.key("ready"))
+            .key(k.key("leased"))
+            .key(k.key("delayed"));
         let (available, leased, delayed) = call.invoke_async(conn).await?;
         Ok(QueueStats {
             available,
