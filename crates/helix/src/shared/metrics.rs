@@ -95,7 +95,8 @@ pub async fn track(
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
     metrics.observe(&method, &route, status, elapsed.as_secs_f64());
-    let ms = elapsed.as_secs_f64() * 1000.0;
+    // Microsecond precision is plenty for a log line and keeps it short.
+    let ms = (elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0;
     if route == "/health" || route == "/metrics" {
         tracing::debug!(%method, %route, status, ms, "request");
     } else {
