@@ -1,13 +1,22 @@
 //! Helix bus.
 //!
-//! Owns messaging between services and instances: [`PubSub`] (fire-and-forget channels such as
-//! `consciousness:stream`, `service:health`, `agent:coordination`, `conversation:<id>`) and
-//! [`JobQueue`] (a durable, at-least-once queue with leases and fencing tokens). Two
-//! implementations: `memory` (in process, the embedded default) and `redis` (several processes and
-//! machines). The backend is chosen at run time by [`open`] from the URL.
+//! Owns what services and instances share at run time:
+//! - [`PubSub`]: fire-and-forget channels such as `consciousness:stream`, `service:health`,
+//!   `agent:coordination`, `conversation:<id>`;
+//! - [`JobQueue`]: a durable, at-least-once queue with leases and fencing tokens;
+//! - [`KeyValue`]: small shared state with optional expiry (a maintenance flag, a session marker);
+//! - [`RateLimiter`]: sliding-window rate limits whose counts every instance shares (the
+//!   approximation is documented in [`rate`]).
+//!
+//! Two implementations: `memory` (in process, the embedded default) and `redis` (several
+//! processes and machines; times come from the Redis server's clock, so app servers' clocks do
+//! not matter). The backend is chosen at run time by [`open`] from the URL. Every service holds
+//! the [`Bus`] (all four together) as `Arc<dyn Bus>`.
 //!
 //! Data flow: a publisher calls [`PubSub::publish`] → the backend fans the payload out to every
-//! [`Subscription`] of that channel in every process attached to the same backend.
+//! [`Subscription`] of that channel in every process attached to the same backend. A
+//! [`RateLimiter::hit`] or a key/value call is one atomic step on the backend (one Lua script or
+//! command on Redis, one short critical section in memory).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,11 +26,15 @@ use bytes::Bytes;
 
 mod error;
 mod fanout;
+pub mod kv;
 pub mod memory;
+pub mod rate;
 pub mod redis;
 
 pub use error::BusError;
+pub use kv::KeyValue;
 pub use memory::MemoryBus;
+pub use rate::{RateDecision, RateLimiter};
 pub use redis::RedisBus;
 
 /// Which engine a bus runs on.
@@ -171,9 +184,9 @@ pub trait JobQueue: Send + Sync + 'static {
     async fn stats(&self, queue: &str) -> Result<QueueStats, BusError>;
 }
 
-/// The bus every service holds as `Arc<dyn Bus>`.
+/// The bus every service holds as `Arc<dyn Bus>`: channels, queues, key/value and rate limits.
 #[async_trait]
-pub trait Bus: PubSub + JobQueue {
+pub trait Bus: PubSub + JobQueue + KeyValue + RateLimiter {
     fn backend(&self) -> Backend;
 
     /// A password-free description (`redis 127.0.0.1:6379/0`, `memory`).

@@ -1,12 +1,17 @@
 //! The in-process bus, the embedded default when no `REDIS_URL` is set.
 //!
-//! Owns, for one process only: the channel → subscribers fan-out ([`FanOut`]) and every job
-//! queue's state ([`queue::QueueState`]). Nothing is serialised: a published payload is a
-//! [`Bytes`] cloned (a reference count) into each subscriber's buffer. Nothing survives a
-//! restart, and two `MemoryBus` values never see each other, so the `prefix` option has no
-//! effect here. Time is `tokio::time::Instant`, so tests can pause it.
+//! Owns, for one process only: the channel → subscribers fan-out ([`FanOut`]), every job
+//! queue's state ([`queue::QueueState`]), the key/value map (`kv`) and the rate counters
+//! (`rate`), the last two swept of expired entries as they are used (`expiring`). Nothing is
+//! serialised: a published payload is a [`Bytes`] cloned (a reference count) into each
+//! subscriber's buffer. Nothing survives a restart, and two `MemoryBus` values never see each
+//! other (channels, queues, keys and rate counts alike), so the `prefix` option has no effect
+//! here. Time is `tokio::time::Instant`, so tests can pause it.
 
+mod expiring;
+mod kv;
 mod queue;
+mod rate;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,9 +28,11 @@ use crate::{
     Backend, Bus, BusError, BusOptions, Event, JobQueue, Lease, Message, PubSub, QueueStats,
     Subscription,
 };
+use expiring::Expiring;
 use queue::QueueState;
+use rate::RateCounters;
 
-/// Pub/sub and job queues inside this process.
+/// Pub/sub, job queues, key/value and rate limits inside this process.
 pub struct MemoryBus {
     /// Why a std mutex: it is held only to update the map and to `try_send` (never blocks),
     /// never across an `.await`. Why an `Arc`: each subscription's guard holds a `Weak` to it so
@@ -34,6 +41,10 @@ pub struct MemoryBus {
     /// Why a std mutex: every queue operation is a few map updates with no `.await`; one lock
     /// for all queues keeps reserve atomic (two reservers never see the same job).
     queues: Mutex<HashMap<String, QueueState>>,
+    /// Why separate std mutexes: key/value and rate operations are short map updates with no
+    /// `.await`, and a burst of rate checks should not wait behind queue work.
+    kv: Mutex<Expiring<Bytes>>,
+    rates: Mutex<RateCounters>,
     buffer: usize,
     /// Set once by `close`; checked first by every call.
     closed: AtomicBool,
@@ -50,6 +61,8 @@ impl MemoryBus {
         Self {
             channels: Arc::default(),
             queues: Mutex::default(),
+            kv: Mutex::default(),
+            rates: Mutex::new(RateCounters::new(Instant::now())),
             buffer: options.subscription_buffer.max(1),
             closed: AtomicBool::new(false),
         }
@@ -210,5 +223,7 @@ impl Bus for MemoryBus {
         // Dropping every sender ends every open subscription (`recv` yields `None`).
         lock(&self.channels).clear();
         lock(&self.queues).clear();
+        lock(&self.kv).clear();
+        lock(&self.rates).clear();
     }
 }

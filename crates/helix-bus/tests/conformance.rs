@@ -1,4 +1,5 @@
-//! The `Bus` contract (`PubSub` + `JobQueue`), written once and run on every backend.
+//! The `Bus` contract, written once and run on every backend: `PubSub` and `JobQueue` here,
+//! `KeyValue` and `RateLimiter` in `conformance/state.rs` (tests named `state::…`).
 //!
 //! Each test listed in `on_every_backend!` (see `conformance/support.rs`) runs twice:
 //! `memory::<name>` on a fresh in-process bus, and `redis::<name>` on the Redis named by
@@ -22,6 +23,10 @@ use helix_bus::{
 #[macro_use]
 #[path = "conformance/support.rs"]
 mod support;
+
+// After `support`, so its macros are in scope there.
+#[path = "conformance/state.rs"]
+mod state;
 
 use support::{eventually, next_event, next_payload, Engine, Fixture, PATIENCE};
 
@@ -671,6 +676,10 @@ async fn after_close_calls_fail_and_subscriptions_end(fx: Fixture) {
     assert_unavailable("ack", bus.ack(&lease).await);
     assert_unavailable("release", bus.release(&lease, Duration::ZERO).await);
     assert_unavailable("stats", bus.stats("q").await);
+    assert_unavailable("get", bus.get("k").await);
+    assert_unavailable("set", bus.set("k", msg("x"), None).await);
+    assert_unavailable("delete", bus.delete("k").await);
+    assert_unavailable("hit", bus.hit("k", 1, Duration::from_secs(1)).await);
     // Closing twice is harmless.
     tokio::time::timeout(PATIENCE, bus.close())
         .await

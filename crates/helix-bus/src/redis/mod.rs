@@ -1,8 +1,10 @@
-//! The Redis bus: several processes and machines share channels and queues through one Redis.
+//! The Redis bus: several processes and machines share channels, queues, key/value state and
+//! rate limits through one Redis.
 //!
 //! Owns two kinds of connection per bus, both named `helix-bus` in `CLIENT LIST`:
 //! - one shared command connection (a [`ConnectionManager`]: multiplexed, reconnects on its own)
-//!   for `PUBLISH`, `PING` and the queue scripts ([`queue`]);
+//!   for `PUBLISH`, `PING`, the queue scripts ([`queue`]), key/value commands (`kv`) and the
+//!   rate limit script (`rate`);
 //! - one dedicated pub/sub connection owned by a background task ([`pubsub`]) that fans
 //!   messages out to local subscribers and resubscribes after a reconnect.
 //!
@@ -11,8 +13,10 @@
 //! Needs Redis 6 or later (RESP3).
 
 mod connect;
+mod kv;
 mod pubsub;
 mod queue;
+mod rate;
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -30,17 +34,19 @@ use crate::{
 use connect::{bus_error, Endpoint, Link};
 use pubsub::PubSubHandle;
 use queue::RedisQueues;
+use rate::RedisRates;
 
 /// How long `ping` waits for `PONG`.
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Pub/sub and durable job queues on Redis.
+/// Pub/sub, durable job queues, key/value and rate limits on Redis.
 pub struct RedisBus {
     /// Why a `ConnectionManager`: one multiplexed connection serves every caller concurrently
     /// (clones are cheap handles) and is replaced transparently after a Redis restart.
     conn: ConnectionManager,
     pubsub: PubSubHandle,
     queues: RedisQueues,
+    rates: RedisRates,
     prefix: String,
     target: String,
     description: String,
@@ -82,6 +88,7 @@ impl RedisBus {
             conn,
             pubsub,
             queues: RedisQueues::new(&options.prefix),
+            rates: RedisRates::new(&options.prefix),
             prefix: options.prefix.clone(),
             target: endpoint.target,
             description: endpoint.description,
