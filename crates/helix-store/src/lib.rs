@@ -14,13 +14,18 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub mod accounts;
+pub mod audit;
 mod connect;
 mod error;
 mod migrations;
 mod postgres;
+mod rules;
 mod sqlite;
 mod target;
 
+pub use accounts::Accounts;
+pub use audit::AuditLog;
 pub use error::StoreError;
 
 /// Which engine a store runs on.
@@ -116,6 +121,21 @@ pub trait Store: Send + Sync + 'static {
 
     /// Insert or replace one entry of the `helix_meta` key/value table.
     async fn meta_put(&self, key: &str, value: &str) -> Result<(), StoreError>;
+
+    /// [`Store::meta_put`] and its audit entry in one transaction, for settings whose changes
+    /// matter (the maintenance switch).
+    async fn meta_put_audited(
+        &self,
+        key: &str,
+        value: &str,
+        audit: audit::AuditEvent,
+    ) -> Result<(), StoreError>;
+
+    /// Users, profiles, sessions and API keys.
+    fn accounts(&self) -> &dyn Accounts;
+
+    /// The hash-chained audit log.
+    fn audit(&self) -> &dyn AuditLog;
 
     /// Close the pool; later calls fail with [`StoreError::Unavailable`].
     async fn close(&self);

@@ -27,17 +27,31 @@ impl Migration {
     }
 }
 
-pub(crate) const POSTGRES: &[Migration] = &[Migration {
-    version: 1,
-    name: "foundation",
-    sql: include_str!("../migrations/postgres/0001_foundation.sql"),
-}];
+pub(crate) const POSTGRES: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "foundation",
+        sql: include_str!("../migrations/postgres/0001_foundation.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "accounts",
+        sql: include_str!("../migrations/postgres/0002_accounts.sql"),
+    },
+];
 
-pub(crate) const SQLITE: &[Migration] = &[Migration {
-    version: 1,
-    name: "foundation",
-    sql: include_str!("../migrations/sqlite/0001_foundation.sql"),
-}];
+pub(crate) const SQLITE: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "foundation",
+        sql: include_str!("../migrations/sqlite/0001_foundation.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "accounts",
+        sql: include_str!("../migrations/sqlite/0002_accounts.sql"),
+    },
+];
 
 /// The migrations of `embedded` not yet in `applied` (`(version, checksum)` rows), in order.
 /// Fails if an applied file was edited since: the database no longer matches its source.
@@ -143,10 +157,18 @@ mod tests {
 
     #[test]
     fn pending_skips_applied_and_report_counts_current() {
-        let applied = vec![(1, SQLITE[0].checksum())];
-        assert!(pending(SQLITE, &applied).unwrap().is_empty());
+        let first = vec![(1, SQLITE[0].checksum())];
+        let all: Vec<(i64, String)> = SQLITE.iter().map(|m| (m.version, m.checksum())).collect();
+        assert!(pending(SQLITE, &all).unwrap().is_empty());
+        let rest: Vec<i64> = pending(SQLITE, &first)
+            .unwrap()
+            .iter()
+            .map(|m| m.version)
+            .collect();
+        assert_eq!(rest, (2..=SQLITE.len() as i64).collect::<Vec<_>>());
         assert_eq!(pending(SQLITE, &[]).unwrap().len(), SQLITE.len());
-        assert_eq!(report(&applied, vec![]).current, 1);
+        assert_eq!(report(&first, vec![]).current, 1);
+        assert_eq!(report(&all, vec![]).current, SQLITE.len() as i64);
         assert_eq!(report(&[], vec![]).current, 0);
     }
 }

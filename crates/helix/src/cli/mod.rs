@@ -9,11 +9,14 @@ use clap::{Parser, Subcommand};
 use crate::config::{Config, ConfigError, LogFormat};
 use crate::platform::runtime::StartError;
 
+mod audit;
 mod check;
 mod config_cmd;
 mod env;
+mod maintenance;
 mod matrix;
 mod migrate;
+mod schema_owner;
 mod serve;
 mod start;
 mod up;
@@ -51,6 +54,12 @@ pub enum Command {
     Env(env::Args),
     /// Validate the manifest and environment against the matrix
     Check(check::Args),
+    /// Verify the audit log's hash chain, sign checkpoints of its head
+    Audit(audit::Args),
+    /// Switch maintenance mode on or off for every service
+    Maintenance(maintenance::Args),
+    /// Print backend-api's OpenAPI document
+    Openapi,
 }
 
 /// Why a command failed, and so its exit code.
@@ -81,6 +90,10 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Matrix(args) => return finish(matrix::run(args)),
         Command::Config(args) => return finish(config_cmd::run(args)),
+        Command::Openapi => {
+            print!("{}", crate::services::backend_api::openapi::document());
+            return ExitCode::SUCCESS;
+        }
         _ => {}
     }
     let config = match Config::load(cli.config.as_deref(), cli.log_format) {
@@ -105,7 +118,11 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Migrate(args) => migrate::run(config, args).await,
             Command::Env(args) => env::run(config, args),
             Command::Check(args) => check::run(config, args).await,
-            Command::Matrix(_) | Command::Config(_) => unreachable!("handled above"),
+            Command::Audit(args) => audit::run(config, args).await,
+            Command::Maintenance(args) => maintenance::run(config, args).await,
+            Command::Matrix(_) | Command::Config(_) | Command::Openapi => {
+                unreachable!("handled above")
+            }
         }
     });
     finish(result)

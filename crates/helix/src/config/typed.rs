@@ -6,7 +6,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::problem::Problem;
 use super::resolve::{Resolved, Source};
-use crate::platform::catalog::{ServiceSpec, DATABASE_URL, PORT, REDIS_URL};
+use crate::platform::catalog::{Kind, ServiceSpec, DATABASE_URL, JWT_SECRET, PORT, REDIS_URL};
 use crate::shared::redact;
 
 /// One service's resolved environment.
@@ -23,6 +23,16 @@ impl ServiceEnv {
 
     pub fn resolved(&self, name: &str) -> Option<&Resolved> {
         self.vars.iter().find(|r| r.spec.name == name)
+    }
+
+    /// A whole-number variable (declared with `VarSpec::integer`, so validated at start).
+    pub fn integer(&self, name: &str) -> Option<i64> {
+        self.get(name).and_then(|v| v.trim().parse().ok())
+    }
+
+    /// A list of origins (declared with `VarSpec::origins`, so validated at start).
+    pub fn origins(&self, name: &str) -> Vec<String> {
+        self.get(name).and_then(parse_origins).unwrap_or_default()
     }
 
     /// Every secret value, so the log redaction layer can hide them.
@@ -58,7 +68,12 @@ pub struct ServiceConfig {
     pub database: Option<DatabaseTarget>,
     /// `None` for the in-process bus (or when the service needs no bus).
     pub redis_url: Option<SecretString>,
+    /// `None` when the service does not read JWT_SECRET.
+    pub jwt_secret: Option<SecretString>,
 }
+
+/// HS256 needs a key at least as long as its hash (256 bits); shorter secrets are guessable.
+pub const MIN_JWT_SECRET_LEN: usize = 32;
 
 impl ServiceConfig {
     /// Validate PORT, DATABASE_URL and REDIS_URL; every bad value becomes a located problem.
@@ -85,10 +100,52 @@ impl ServiceConfig {
                 .then(|| SecretString::from(raw.to_owned()));
             check(env, r, problems, ok, "a redis:// or rediss:// URL")
         });
+        for r in env.vars.iter().filter(|r| r.value.is_some()) {
+            let raw = r.value.as_deref().unwrap_or_default();
+            match r.spec.kind {
+                Kind::Text => {}
+                Kind::Integer { min, max } => {
+                    let ok = raw
+                        .trim()
+                        .parse::<i64>()
+                        .ok()
+                        .filter(|n| (min..=max).contains(n));
+                    check(
+                        env,
+                        r,
+                        problems,
+                        ok,
+                        &format!("a whole number from {min} to {max}"),
+                    );
+                }
+                Kind::Origins => {
+                    let ok = parse_origins(raw);
+                    check(
+                        env,
+                        r,
+                        problems,
+                        ok,
+                        "comma-separated origins like https://app.example.com",
+                    );
+                }
+            }
+        }
+        let jwt_secret = env.resolved(JWT_SECRET).and_then(|r| {
+            let raw = r.value.as_deref()?;
+            let ok = (raw.len() >= MIN_JWT_SECRET_LEN).then(|| SecretString::from(raw.to_owned()));
+            check(
+                env,
+                r,
+                problems,
+                ok,
+                "at least 32 characters (try `openssl rand -hex 32`)",
+            )
+        });
         Self {
             port,
             database,
             redis_url,
+            jwt_secret,
         }
     }
 }
@@ -154,4 +211,22 @@ fn scheme(url: &str) -> Option<&str> {
     url.split_once("://")
         .map(|(s, _)| s)
         .or_else(|| url.split_once(':').map(|(s, _)| s))
+}
+
+/// `https://a.example.com, http://localhost:3000` → each origin as browsers send it (no path, no
+/// trailing slash). `None` when any entry is not an origin.
+pub fn parse_origins(raw: &str) -> Option<Vec<String>> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(|o| {
+            let url = url::Url::parse(o).ok()?;
+            let plain = matches!(url.scheme(), "http" | "https")
+                && url.host().is_some()
+                && url.path() == "/"
+                && url.query().is_none()
+                && url.username().is_empty();
+            plain.then(|| url.origin().ascii_serialization())
+        })
+        .collect()
 }

@@ -48,6 +48,20 @@ pub struct VarSpec {
     pub scoped: bool,
     pub fallback: Fallback,
     pub about: &'static str,
+    /// What shape the value must have, checked at start.
+    pub kind: Kind,
+}
+
+/// The shape of a variable's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase", tag = "kind")]
+pub enum Kind {
+    /// Any text.
+    Text,
+    /// A whole number from `min` to `max`.
+    Integer { min: i64, max: i64 },
+    /// A comma-separated list of web origins (`https://app.example.com`).
+    Origins,
 }
 
 impl VarSpec {
@@ -59,6 +73,23 @@ impl VarSpec {
             scoped: false,
             fallback: Fallback::None,
             about,
+            kind: Kind::Text,
+        }
+    }
+
+    /// The value must be a whole number from `min` to `max`.
+    pub const fn integer(self, min: i64, max: i64) -> Self {
+        Self {
+            kind: Kind::Integer { min, max },
+            ..self
+        }
+    }
+
+    /// The value must be a comma-separated list of web origins.
+    pub const fn origins(self) -> Self {
+        Self {
+            kind: Kind::Origins,
+            ..self
         }
     }
 

@@ -89,7 +89,7 @@ impl Backends {
             .as_ref()
             .and_then(|db| self.stores.get(db.url()).cloned());
         let bus = self.buses.get(&redis_key(planned)).cloned();
-        ServiceState::new(planned.env.clone(), store, bus)
+        ServiceState::new(planned.env.clone(), &planned.config, store, bus)
     }
 
     /// Short descriptions of the backends a service uses, for the start-up table.

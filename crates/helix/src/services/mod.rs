@@ -42,8 +42,21 @@ pub use state::ServiceState;
 /// The full HTTP router of one service: its own routes, the common ones, and request metrics.
 pub fn router(state: ServiceState) -> Router {
     let metrics = state.metrics().clone();
+    let maintenance = state.maintenance().clone();
+    if let Some(bus) = state.bus() {
+        crate::shared::maintenance::watch(&maintenance, state.store().cloned(), bus.clone());
+    }
+    let cors = crate::shared::cors::layer(&state.env().origins(crate::shared::cors::ORIGINS_VAR));
     own_routes(state.spec().name)
         .merge(common::routes())
+        .layer(axum::extract::DefaultBodyLimit::max(
+            crate::shared::json::MAX_BODY_BYTES,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            maintenance,
+            crate::shared::maintenance::gate,
+        ))
+        .layer(cors)
         .layer(axum::middleware::from_fn_with_state(
             metrics,
             crate::shared::metrics::track,
@@ -52,6 +65,9 @@ pub fn router(state: ServiceState) -> Router {
 }
 
 /// Routes a service adds beyond the common ones, as later issues build them.
-fn own_routes(_service: &str) -> Router<ServiceState> {
-    Router::new()
+fn own_routes(service: &str) -> Router<ServiceState> {
+    match service {
+        "backend-api" => backend_api::routes(),
+        _ => Router::new(),
+    }
 }

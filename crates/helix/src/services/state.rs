@@ -9,9 +9,18 @@ use std::sync::Arc;
 use helix_bus::Bus;
 use helix_store::Store;
 
-use crate::config::ServiceEnv;
+use secrecy::ExposeSecret;
+
+use crate::config::{ServiceConfig, ServiceEnv};
 use crate::platform::catalog::ServiceSpec;
+use crate::shared::auth::jwt::Jwt;
+use crate::shared::auth::Authenticator;
+use crate::shared::maintenance::Maintenance;
 use crate::shared::metrics::HttpMetrics;
+use crate::shared::rate_limit;
+
+/// How long an access token lives.
+pub const ACCESS_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// Cheap to clone: handlers take it by value.
 #[derive(Clone)]
@@ -22,19 +31,53 @@ struct Inner {
     store: Option<Arc<dyn Store>>,
     bus: Option<Arc<dyn Bus>>,
     metrics: Arc<HttpMetrics>,
+    /// Present when the service reads JWT_SECRET.
+    auth: Option<Arc<Authenticator>>,
+    /// Requests per minute per user or API key.
+    rate_per_minute: u64,
+    maintenance: Arc<Maintenance>,
 }
 
 impl ServiceState {
     /// Build the state, keeping only the handles the service declared.
-    pub fn new(env: ServiceEnv, store: Option<Arc<dyn Store>>, bus: Option<Arc<dyn Bus>>) -> Self {
+    pub fn new(
+        env: ServiceEnv,
+        config: &ServiceConfig,
+        store: Option<Arc<dyn Store>>,
+        bus: Option<Arc<dyn Bus>>,
+    ) -> Self {
         let spec = env.spec;
         let metrics = Arc::new(HttpMetrics::new(spec.name));
+        let store = store.filter(|_| spec.postgres.is_needed());
+        let auth = config.jwt_secret.as_ref().map(|secret| {
+            let jwt = Jwt::new(secret.expose_secret().as_bytes(), ACCESS_TOKEN_TTL);
+            Arc::new(Authenticator::new(jwt, store.clone()))
+        });
+        let rate_per_minute = env
+            .integer(rate_limit::PER_MINUTE_VAR)
+            .map_or(rate_limit::DEFAULT_PER_MINUTE, |n| n.max(1) as u64);
         Self(Arc::new(Inner {
-            store: store.filter(|_| spec.postgres.is_needed()),
+            store,
             bus: bus.filter(|_| spec.redis.is_needed()),
             env,
+            rate_per_minute,
             metrics,
+            auth,
+            maintenance: Arc::default(),
         }))
+    }
+
+    pub fn maintenance(&self) -> &Arc<Maintenance> {
+        &self.0.maintenance
+    }
+
+    pub fn rate_per_minute(&self) -> u64 {
+        self.0.rate_per_minute
+    }
+
+    /// The credential checker, when the service reads JWT_SECRET.
+    pub fn auth(&self) -> Option<&Arc<Authenticator>> {
+        self.0.auth.as_ref()
     }
 
     pub fn spec(&self) -> &'static ServiceSpec {

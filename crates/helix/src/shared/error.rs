@@ -3,7 +3,7 @@
 //! Handlers return `Result<_, ApiError>`. A 5xx body never carries internal text: the detail is
 //! logged with the request's id and the client gets an opaque message.
 
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Map, Value};
@@ -14,6 +14,9 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub fields: Map<String, Value>,
+    /// Extra response headers (`Retry-After`, `RateLimit-*`); boxed because most errors have none
+    /// and a header map would make every `Result<_, ApiError>` large.
+    pub headers: Box<HeaderMap>,
 }
 
 impl ApiError {
@@ -23,6 +26,40 @@ impl ApiError {
             code,
             message: message.into(),
             fields: Map::new(),
+            headers: Box::default(),
+        }
+    }
+
+    /// 422 with one field named and what is wrong with it.
+    pub fn unprocessable(field: &str, reason: &str) -> Self {
+        let mut e = Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_fields",
+            format!("{field}: {reason}"),
+        );
+        e.fields
+            .insert(field.to_owned(), Value::String(reason.to_owned()));
+        e
+    }
+
+    /// A storage failure: `NotFound` and `Conflict` keep their meaning, an unreachable database
+    /// is a 503, anything else an opaque 500.
+    pub fn store(e: helix_store::StoreError) -> Self {
+        use helix_store::StoreError;
+        match e {
+            StoreError::NotFound => Self::not_found(),
+            StoreError::Conflict(_) => {
+                Self::new(StatusCode::CONFLICT, "conflict", "already exists")
+            }
+            StoreError::Unavailable { .. } => {
+                tracing::warn!(error = %e, "database unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "database_unavailable",
+                    "the database is unreachable; retry shortly",
+                )
+            }
+            other => Self::internal(other),
         }
     }
 
@@ -56,6 +93,6 @@ impl IntoResponse for ApiError {
         if !self.fields.is_empty() {
             error["fields"] = Value::Object(self.fields);
         }
-        (self.status, Json(json!({ "error": error }))).into_response()
+        (self.status, *self.headers, Json(json!({ "error": error }))).into_response()
     }
 }

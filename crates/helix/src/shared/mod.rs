@@ -1,5 +1,11 @@
 //! What every service shares: HTTP errors, redaction, request metrics.
 
+pub mod auth;
+pub mod checkpoint;
+pub mod cors;
 pub mod error;
+pub mod json;
+pub mod maintenance;
 pub mod metrics;
+pub mod rate_limit;
 pub mod redact;

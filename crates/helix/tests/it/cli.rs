@@ -78,11 +78,27 @@ fn bad_values_name_the_variable_and_what_was_expected() {
         ("HELIX_MIGRATE", "perhaps", "true or false"),
         ("HELIX_LOG_FORMAT", "xml", "\"pretty\" or \"json\""),
         ("DATABASE_URL", "mysql://root@127.0.0.1/test", "mysql"),
+        ("JWT_SECRET", "too-short", "at least 32 characters"),
+        (
+            "HELIX_CORS_ORIGINS",
+            "https://app.example.com/path",
+            "comma-separated origins",
+        ),
+        (
+            "HELIX_RATE_LIMIT_PER_MINUTE",
+            "0",
+            "a whole number from 1 to",
+        ),
+        (
+            "HELIX_REFRESH_GRACE_SECS",
+            "ten",
+            "a whole number from 0 to 60",
+        ),
     ];
     for (var, value, expected) in cases {
         let mut env = base.clone();
-        env.insert(var.into(), value.into());
         env.insert("JWT_SECRET".into(), "j".repeat(32));
+        env.insert(var.into(), value.into());
         let mut cmd = helix(b.dir.path(), &env);
         cmd.args(["serve", "backend-api"]);
         let out = run(&mut cmd);
@@ -214,12 +230,15 @@ fn config_default_is_a_valid_manifest() {
 #[test]
 fn env_hides_secrets_unless_asked() {
     let (b, mut env) = embedded();
-    env.insert("JWT_SECRET".into(), "planted-jwt-secret-for-env".into());
+    env.insert(
+        "JWT_SECRET".into(),
+        "planted-jwt-secret-for-env-0123456789".into(),
+    );
     env.insert("STRIPE_PUBLISHABLE_KEY".into(), "pk_test_visible".into());
     let out = run(helix(b.dir.path(), &env).args(["env", "backend-api"]));
     assert_eq!(out.code, Some(0), "{out:?}");
     assert!(
-        !out.all().contains("planted-jwt-secret-for-env"),
+        !out.all().contains("planted-jwt-secret-for-env-0123456789"),
         "{}",
         out.all()
     );
@@ -231,7 +250,7 @@ fn env_hides_secrets_unless_asked() {
     );
     let out = run(helix(b.dir.path(), &env).args(["env", "backend-api", "--show-secrets"]));
     assert!(
-        out.stdout.contains("planted-jwt-secret-for-env"),
+        out.stdout.contains("planted-jwt-secret-for-env-0123456789"),
         "{}",
         out.stdout
     );
@@ -396,4 +415,19 @@ fn concurrent_migrate_is_safe_and_idempotent() {
     assert!(!status.stdout.contains("pending"), "{}", status.stdout);
     let again = run(helix(backends.dir.path(), &env).arg("migrate"));
     assert_eq!(again.code, Some(0), "{again:?}");
+}
+
+/// docs/openapi/backend-api.json is generated; this fails when the code and the copy drift apart.
+#[test]
+fn committed_openapi_document_is_current() {
+    let doc_path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/openapi/backend-api.json"
+    );
+    let committed =
+        std::fs::read_to_string(doc_path).expect("docs/openapi/backend-api.json exists");
+    assert!(
+        committed == helix::services::backend_api::openapi::document(),
+        "docs/openapi/backend-api.json is stale: regenerate it with `cargo run -- openapi > docs/openapi/backend-api.json`"
+    );
 }

@@ -221,7 +221,11 @@ TYPO_PORTT = \"1\"
 DATABASE_URL = \"${{{{postgres.DATABASE_URL}}}}\"
 "
     );
-    let c = plan(&manifest, &[("JWT_SECRET", "j")], Mode::Up);
+    let c = plan(
+        &manifest,
+        &[("JWT_SECRET", "jjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjj")],
+        Mode::Up,
+    );
     let unread = c.find("NOBODY_READS_ME", "no service reads");
     assert!(!unread.is_error());
     assert_eq!(unread.at.as_ref().map(|a| a.line), Some(5));

@@ -13,7 +13,7 @@ use tracing_subscriber::fmt::MakeWriter;
 use crate::support::bin::{free_ports, helix, signal, wait_bounded, wait_healthy};
 use crate::support::TestBackends;
 
-const PLANTED_JWT: &str = "planted-jwt-secret-7f3a9c";
+const PLANTED_JWT: &str = "planted-jwt-secret-7f3a9c-0123456789";
 const PLANTED_STRIPE: &str = "sk_test_planted_stripe_51x";
 const PLANTED_BEARER: &str = "planted.bearer.token";
 const PLANTED_DB_PW: &str = "planted-db-password-3e1";

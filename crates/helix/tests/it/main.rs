@@ -2,6 +2,8 @@
 //! in-process bus by default, and on PostgreSQL and Redis when `HELIX_TEST_DATABASE_URL` and
 //! `HELIX_TEST_REDIS_URL` are set.
 
+mod accounts;
+mod admin;
 mod cli;
 mod config_checks;
 mod health;

@@ -2,6 +2,7 @@
 
 pub mod backends;
 pub mod bin;
+pub mod db;
 pub mod proxy;
 pub mod spawn_app;
 

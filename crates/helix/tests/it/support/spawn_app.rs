@@ -20,6 +20,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub state: ServiceState,
     pub backends: TestBackends,
+    /// The environment the service was planned with.
+    pub env: BTreeMap<String, String>,
     shutdown: CancellationToken,
 }
 
@@ -36,7 +38,7 @@ pub async fn spawn_app_with(
 ) -> TestApp {
     let mut env = backends.env();
     env.extend(extra);
-    let config = Config::from_parts(env, None, None).expect("test configuration is valid");
+    let config = Config::from_parts(env.clone(), None, None).expect("test configuration is valid");
     let spec = catalog::find(service).expect("a catalog service");
     let deployment = Deployment::plan(
         &config,
@@ -52,7 +54,8 @@ pub async fn spawn_app_with(
         .expect("backends open");
     let planned = &app.deployment.services[0];
     let state = app.state(planned);
-    let router = app.router(planned);
+    // The router shares the test's state, so caches the test inspects are the ones requests use.
+    let router = helix::services::router(state.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind port 0");
@@ -64,6 +67,50 @@ pub async fn spawn_app_with(
         client: reqwest::Client::new(),
         state,
         backends,
+        env,
+        shutdown,
+    }
+}
+
+/// Start another service of the same deployment beside `app`, sharing its bus (so an in-process
+/// bus is really shared) and, if it declares one, its database.
+pub async fn spawn_sibling(app: &TestApp, service: &str) -> TestApp {
+    let config =
+        Config::from_parts(app.env.clone(), None, None).expect("test configuration is valid");
+    let spec = catalog::find(service).expect("a catalog service");
+    let deployment = Deployment::plan(
+        &config,
+        Mode::Serve(service.into()),
+        BTreeMap::new(),
+        &[spec],
+        Generate::Create,
+    )
+    .into_startable()
+    .expect("test deployment has no errors");
+    let planned = &deployment.services[0];
+    let state = ServiceState::new(
+        planned.env.clone(),
+        &planned.config,
+        app.state.store().cloned(),
+        app.state.bus().cloned(),
+    );
+    let router = helix::services::router(state.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind port 0");
+    let addr = listener.local_addr().expect("bound address");
+    let shutdown = CancellationToken::new();
+    tokio::spawn(supervisor::serve(listener, router, shutdown.clone()));
+    // The sibling owns no test backends of its own: an empty set that cleans nothing up.
+    let mut backends = TestBackends::new();
+    backends.database_url = None;
+    backends.redis_url = None;
+    TestApp {
+        addr,
+        client: reqwest::Client::new(),
+        state,
+        backends,
+        env: app.env.clone(),
         shutdown,
     }
 }
@@ -85,6 +132,48 @@ impl TestApp {
         let response = self.get(path).await;
         let status = response.status().as_u16();
         (status, response.json().await.expect("a JSON body"))
+    }
+
+    /// Send a request with an optional bearer credential and JSON body; the status and the JSON
+    /// answer (`null` for an empty body).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("a body");
+        let json = if text.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+        };
+        (status, json)
+    }
+
+    pub async fn post(
+        &self,
+        path: &str,
+        bearer: Option<&str>,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        self.call(reqwest::Method::POST, path, bearer, Some(body))
+            .await
+    }
+
+    pub async fn get_as(&self, path: &str, bearer: &str) -> (u16, serde_json::Value) {
+        self.call(reqwest::Method::GET, path, Some(bearer), None)
+            .await
     }
 }
 

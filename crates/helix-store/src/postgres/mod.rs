@@ -1,8 +1,15 @@
 //! The PostgreSQL store: [`PgStore`] on a `sqlx::PgPool`.
 //!
-//! Owns the PostgreSQL dialect of every query and its migrator. With `StoreOptions::schema`, the
-//! schema is created at open and is the only entry of every pooled connection's `search_path`, so
-//! migrations and data live there (tests use this to isolate themselves in one database).
+//! Owns the PostgreSQL dialect of every query and its migrator; the accounts (`accounts.rs`,
+//! `sessions.rs`, `keys.rs`) and the audit log (`audit.rs`) live in submodules. With
+//! `StoreOptions::schema`, the schema is created at open and is the only entry of every pooled
+//! connection's `search_path`, so migrations and data live there (tests use this to isolate
+//! themselves in one database).
+
+mod accounts;
+mod audit;
+mod keys;
+mod sessions;
 
 use async_trait::async_trait;
 use chrono::Utc;
@@ -10,10 +17,11 @@ use sha2::{Digest, Sha256};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Connection, Executor, PgConnection};
 
+use crate::audit::{AuditEvent, AuditLog};
 use crate::connect::{is_transport_error, Attempts};
 use crate::migrations::{self, Migration, POSTGRES};
 use crate::target::PgTarget;
-use crate::{Backend, MigrationReport, MigrationStatus, Store, StoreError, StoreOptions};
+use crate::{Accounts, Backend, MigrationReport, MigrationStatus, Store, StoreError, StoreOptions};
 
 const TRACKING_TABLE: &str = "CREATE TABLE IF NOT EXISTS helix_migrations (
     version    BIGINT PRIMARY KEY,
@@ -27,6 +35,8 @@ pub(crate) struct PgStore {
     /// `host:port/db`, never the user or password.
     location: String,
     schema: Option<String>,
+    /// The advisory-lock key that serialises audit appends in this schema.
+    audit_key: i64,
 }
 
 impl PgStore {
@@ -55,6 +65,7 @@ impl PgStore {
         Ok(Self {
             pool,
             location: target.location,
+            audit_key: lock_key("helix_audit", schema.as_deref()),
             schema,
         })
     }
@@ -155,10 +166,11 @@ fn quote_ident(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
-/// The advisory-lock key of the migrator: one per schema, so test schemas migrate in parallel
-/// while two processes on the same schema take turns.
-fn lock_key(schema: Option<&str>) -> i64 {
-    let digest = Sha256::digest(format!("helix_migrations:{}", schema.unwrap_or("public")));
+/// An advisory-lock key for `purpose` (`helix_migrations` for the migrator, `helix_audit` for audit
+/// appends): one per schema, so test schemas work in parallel while two processes on the same
+/// schema take turns, and distinct per purpose, so a migration never waits for an audit append.
+fn lock_key(purpose: &str, schema: Option<&str>) -> i64 {
+    let digest = Sha256::digest(format!("{purpose}:{}", schema.unwrap_or("public")));
     let mut bytes = [0u8; 8];
     bytes.copy_from_slice(&digest[..8]);
     i64::from_be_bytes(bytes)
@@ -190,7 +202,7 @@ impl Store for PgStore {
         // Why: the advisory lock belongs to this session. Should this future be dropped halfway,
         // the connection must not go back to the pool still holding it; closing it frees the lock.
         conn.close_on_drop();
-        let key = lock_key(self.schema.as_deref());
+        let key = lock_key("helix_migrations", self.schema.as_deref());
         // Why: a session-level lock, held across the per-migration transactions below, makes
         // concurrent migrators (several instances starting at once) run one after the other;
         // the next one then finds everything applied.
@@ -249,6 +261,37 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn meta_put_audited(
+        &self,
+        key: &str,
+        value: &str,
+        audit: AuditEvent,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(self.err())?;
+        sqlx::query(
+            "INSERT INTO helix_meta (key, value, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        )
+        .bind(key)
+        .bind(value)
+        .bind(Utc::now())
+        .execute(&mut *tx)
+        .await
+        .map_err(self.err())?;
+        audit::append_in(&mut tx, self.audit_key, audit)
+            .await
+            .map_err(self.err())?;
+        tx.commit().await.map_err(self.err())
+    }
+
+    fn accounts(&self) -> &dyn Accounts {
+        self
+    }
+
+    fn audit(&self) -> &dyn AuditLog {
+        self
+    }
+
     async fn close(&self) {
         self.pool.close().await;
     }
@@ -268,8 +311,10 @@ mod tests {
     }
 
     #[test]
-    fn lock_key_depends_on_schema_only() {
-        assert_eq!(lock_key(None), lock_key(Some("public")));
-        assert_ne!(lock_key(Some("a")), lock_key(Some("b")));
+    fn lock_key_depends_on_schema_and_purpose_only() {
+        let m = "helix_migrations";
+        assert_eq!(lock_key(m, None), lock_key(m, Some("public")));
+        assert_ne!(lock_key(m, Some("a")), lock_key(m, Some("b")));
+        assert_ne!(lock_key(m, None), lock_key("helix_audit", None));
     }
 }

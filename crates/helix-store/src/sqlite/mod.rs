@@ -1,8 +1,15 @@
 //! The SQLite store: [`SqliteStore`] on a `sqlx::SqlitePool`, the embedded default.
 //!
-//! Owns the SQLite dialect of every query and its migrator. The file (and its directory) is created
-//! if missing; connections use WAL (readers do not block the writer), enforce foreign keys, and wait
-//! up to [`BUSY_TIMEOUT`] for the single write lock instead of failing at once.
+//! Owns the SQLite dialect of every query and its migrator; the accounts (`accounts.rs`,
+//! `sessions.rs`, `keys.rs`) and the audit log (`audit.rs`) live in submodules. The file (and its
+//! directory) is created if missing; connections use WAL (readers do not block the writer),
+//! enforce foreign keys, and wait up to [`BUSY_TIMEOUT`] for the single write lock instead of
+//! failing at once.
+
+mod accounts;
+mod audit;
+mod keys;
+mod sessions;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -10,11 +17,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::Utc;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
-use sqlx::{Connection, Executor, SqliteConnection};
+use sqlx::{Connection, Executor, Sqlite, SqliteConnection, Transaction};
 
+use crate::audit::{AuditEvent, AuditLog};
 use crate::connect::{is_transport_error, Attempts};
 use crate::migrations::{self, Migration, SQLITE};
-use crate::{Backend, MigrationReport, MigrationStatus, Store, StoreError, StoreOptions};
+use crate::{Accounts, Backend, MigrationReport, MigrationStatus, Store, StoreError, StoreOptions};
 
 /// How long a writer waits for another connection's write lock (also another process's).
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -60,6 +68,17 @@ impl SqliteStore {
 
     fn err(&self) -> impl Fn(sqlx::Error) -> StoreError + '_ {
         |e| StoreError::from_sqlx(e, &self.path)
+    }
+
+    /// A write transaction. Why IMMEDIATE: it takes SQLite's single write lock at `BEGIN` (waiting
+    /// up to [`BUSY_TIMEOUT`]), so what the transaction reads (the audit head, a token's state)
+    /// cannot change before it commits; a deferred one would fail with SQLITE_BUSY at its first
+    /// write instead of waiting, whenever another writer committed since its read.
+    async fn write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(self.err())
     }
 
     /// Check and apply inside the caller's `BEGIN IMMEDIATE` transaction. A failing migration is
@@ -211,6 +230,35 @@ impl Store for SqliteStore {
         .await
         .map_err(self.err())?;
         Ok(())
+    }
+
+    async fn meta_put_audited(
+        &self,
+        key: &str,
+        value: &str,
+        audit: AuditEvent,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "INSERT INTO helix_meta (key, value, updated_at) VALUES (?, ?, ?) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        )
+        .bind(key)
+        .bind(value)
+        .bind(Utc::now())
+        .execute(&mut *tx)
+        .await
+        .map_err(self.err())?;
+        audit::append_in(&mut tx, audit).await.map_err(self.err())?;
+        tx.commit().await.map_err(self.err())
+    }
+
+    fn accounts(&self) -> &dyn Accounts {
+        self
+    }
+
+    fn audit(&self) -> &dyn AuditLog {
+        self
     }
 
     async fn close(&self) {

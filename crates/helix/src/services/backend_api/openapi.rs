@@ -1,0 +1,75 @@
+//! backend-api's OpenAPI 3.1 document, generated from the handlers' annotations and the body
+//! types, served at `/openapi.json`, and read by the page at `/docs`.
+
+use axum::response::Html;
+use axum::Json;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{accounts, admin, keys, me, schema};
+use crate::shared::maintenance;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Helix backend-api", description = "Accounts, sessions, API keys and administration of the Helix platform."),
+    paths(
+        accounts::signup, accounts::login, accounts::refresh, accounts::logout,
+        me::get, me::patch, me::delete,
+        keys::create, keys::list, keys::revoke,
+        admin::audit, admin::set_role, admin::maintenance_status, admin::set_maintenance,
+    ),
+    components(schemas(
+        accounts::Signup, accounts::Login, accounts::Refresh, me::Patch, me::Delete, keys::Create,
+        admin::RoleChange, admin::MaintenanceChange, maintenance::Switch,
+        schema::UserOut, schema::ProfileOut, schema::Me, schema::ProfileBody, schema::TokenResponse,
+        schema::SignedUp, schema::KeyOut, schema::KeyCreated, schema::KeyList, schema::AuditEntryOut,
+        schema::AuditPage, schema::ErrorBody, schema::ErrorDetail,
+    )),
+    modifiers(&Security),
+    tags(
+        (name = "auth", description = "Signup, login, token refresh, logout"),
+        (name = "me", description = "The caller's own account"),
+        (name = "keys", description = "The caller's API keys"),
+        (name = "admin", description = "Administration (admins only)"),
+    )
+)]
+struct ApiDoc;
+
+/// The two ways to authenticate.
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT or hx_ API key")
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+        );
+    }
+}
+
+/// The document as pretty JSON (what `/openapi.json` serves and docs/openapi/ keeps).
+pub fn document() -> String {
+    let mut doc = ApiDoc::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    doc.to_pretty_json()
+        .expect("the OpenAPI document serialises")
+        + "\n"
+}
+
+pub async fn json() -> Json<serde_json::Value> {
+    Json(serde_json::from_str(&document()).expect("the document is JSON"))
+}
+
+pub async fn page() -> Html<&'static str> {
+    Html(include_str!("docs.html"))
+}
