@@ -72,7 +72,20 @@ pub trait RateLimiter: Send + Sync + 'static {
     /// every hit. `window` is counted in whole milliseconds and must be from 1 ms to 366 days;
     /// `key` must not be empty. Both are [`BusError::Backend`] otherwise. Use one window per key:
     /// changing it starts a new count.
-    async fn hit(&self, key: &str, limit: u64, window: Duration) -> Result<RateDecision, BusError>;
+    async fn hit(&self, key: &str, limit: u64, window: Duration) -> Result<RateDecision, BusError> {
+        self.take(key, 1, limit, window).await
+    }
+
+    /// Count `cost` requests at once, all or none: allowed only if all of them fit. This is how an
+    /// instance leases a batch of requests to admit locally without a round trip each. A `cost`
+    /// of zero is [`BusError::Backend`].
+    async fn take(
+        &self,
+        key: &str,
+        cost: u64,
+        limit: u64,
+        window: Duration,
+    ) -> Result<RateDecision, BusError>;
 }
 
 /// Check the arguments of a hit; returns the window in whole milliseconds.
@@ -136,9 +149,26 @@ impl Terms {
 }
 
 /// Would one more hit fit? (The Redis script tests the same inequality.)
+#[cfg(test)]
 pub(crate) fn admits(counts: Counts, limit: u64, window_ms: u64) -> bool {
+    admits_n(counts, 1, limit, window_ms)
+}
+
+/// Would `cost` more hits fit?
+pub(crate) fn admits_n(counts: Counts, cost: u64, limit: u64, window_ms: u64) -> bool {
     let t = Terms::new(counts, limit, window_ms);
-    limit > 0 && t.used().saturating_add(t.window) <= t.capacity()
+    let wanted = u128::from(cost).saturating_mul(t.window);
+    limit > 0 && t.used().saturating_add(wanted) <= t.capacity()
+}
+
+/// Check a cost: zero would count nothing and admit everything.
+pub(crate) fn check_cost(cost: u64) -> Result<(), BusError> {
+    if cost == 0 {
+        return Err(BusError::Backend(
+            "rate limit cost must be at least 1".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// The decision once the hit was (or was not) counted: `after.current` includes it if allowed.

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use super::expiring::Expiring;
 use super::{lock, MemoryBus};
-use crate::rate::{admits, decide, window_ms, Counts};
+use crate::rate::{admits_n, check_cost, decide, window_ms, Counts};
 use crate::{BusError, RateDecision, RateLimiter};
 
 /// One key's counts: fixed window `index` (of length `window_ms`) and the one before it.
@@ -38,9 +38,22 @@ impl RateCounters {
     }
 
     /// Count one hit at `now` (`window_ms` already checked to be at least 1).
+    #[cfg(test)]
     pub(super) fn hit(
         &mut self,
         key: &str,
+        limit: u64,
+        window_ms: u64,
+        now: Instant,
+    ) -> RateDecision {
+        self.take(key, 1, limit, window_ms, now)
+    }
+
+    /// Count `cost` hits at `now`, all or none (`window_ms` and `cost` already checked).
+    pub(super) fn take(
+        &mut self,
+        key: &str,
+        cost: u64,
         limit: u64,
         window_ms: u64,
         now: Instant,
@@ -60,9 +73,9 @@ impl RateCounters {
             current,
             elapsed_ms,
         };
-        let allowed = admits(before, limit, window_ms);
+        let allowed = admits_n(before, cost, limit, window_ms);
         let after = Counts {
-            current: current + u64::from(allowed),
+            current: current + if allowed { cost } else { 0 },
             ..before
         };
         if allowed {
@@ -87,11 +100,18 @@ impl RateCounters {
 
 #[async_trait]
 impl RateLimiter for MemoryBus {
-    async fn hit(&self, key: &str, limit: u64, window: Duration) -> Result<RateDecision, BusError> {
+    async fn take(
+        &self,
+        key: &str,
+        cost: u64,
+        limit: u64,
+        window: Duration,
+    ) -> Result<RateDecision, BusError> {
         self.check_open()?;
         let window_ms = window_ms(key, window)?;
+        check_cost(cost)?;
         let now = Instant::now();
-        Ok(lock(&self.rates).hit(key, limit, window_ms, now))
+        Ok(lock(&self.rates).take(key, cost, limit, window_ms, now))
     }
 }
 

@@ -20,10 +20,10 @@ use redis::aio::ConnectionLike;
 use redis::{RedisResult, Script};
 
 use super::RedisBus;
-use crate::rate::{decide, window_ms, Counts};
+use crate::rate::{check_cost, decide, window_ms, Counts};
 use crate::{BusError, RateDecision, RateLimiter};
 
-/// KEYS: base (`…:rl:{k}`). ARGV: window ms, limit. Returns {allowed 0/1, elapsed ms, previous
+/// KEYS: base (`…:rl:{k}`). ARGV: window ms, limit, cost. Returns {allowed 0/1, elapsed ms, previous
 /// count, current count (this hit included when allowed)}. The admission test is
 /// `crate::rate::admits`, multiplied through by the window as there.
 const HIT: &str = r"
@@ -31,6 +31,7 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local window = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
 local index = math.floor(now / window)
 local elapsed = now - index * window
 -- Guard against a division rounded across a boundary (doubles): keep 0 <= elapsed < window.
@@ -41,8 +42,8 @@ local previous_key = KEYS[1] .. ':' .. string.format('%.0f', index - 1)
 local current = tonumber(redis.call('GET', current_key) or '0')
 local previous = tonumber(redis.call('GET', previous_key) or '0')
 local allowed = 0
-if limit > 0 and previous * (window - elapsed) + (current + 1) * window <= limit * window then
-  current = redis.call('INCR', current_key)
+if limit > 0 and previous * (window - elapsed) + (current + cost) * window <= limit * window then
+  current = redis.call('INCRBY', current_key, cost)
   redis.call('PEXPIRE', current_key, 2 * window)
   allowed = 1
 end
@@ -68,12 +69,13 @@ impl RedisRates {
         &self,
         conn: &mut impl ConnectionLike,
         key: &str,
+        cost: u64,
         limit: u64,
         window_ms: u64,
     ) -> RedisResult<(bool, Counts)> {
         let mut call = self.hit.prepare_invoke();
         call.key(format!("{}helix:rl:{{{key}}}", self.prefix));
-        call.arg(window_ms).arg(limit);
+        call.arg(window_ms).arg(limit).arg(cost);
         // Typed conversion: anything but four non-negative integers is an error, not a panic.
         let (allowed, elapsed_ms, previous, current): (u8, u64, u64, u64) =
             call.invoke_async(conn).await?;
@@ -88,12 +90,19 @@ impl RedisRates {
 
 #[async_trait]
 impl RateLimiter for RedisBus {
-    async fn hit(&self, key: &str, limit: u64, window: Duration) -> Result<RateDecision, BusError> {
+    async fn take(
+        &self,
+        key: &str,
+        cost: u64,
+        limit: u64,
+        window: Duration,
+    ) -> Result<RateDecision, BusError> {
         let mut conn = self.conn()?;
         let window_ms = window_ms(key, window)?;
+        check_cost(cost)?;
         let (allowed, after) = self
             .rates
-            .hit(&mut conn, key, limit, window_ms)
+            .hit(&mut conn, key, cost, limit, window_ms)
             .await
             .map_err(|e| self.fail(e))?;
         Ok(decide(after, allowed, limit, window_ms))

@@ -29,6 +29,7 @@ on_every_backend!(
     rate_concurrent_hits_allow_exactly_the_limit,
     rate_capacity_returns_gradually_after_a_boundary,
     rate_limit_zero_and_bad_arguments,
+    rate_take_counts_a_batch_all_or_nothing,
 );
 
 on_redis_only!(
@@ -217,6 +218,24 @@ async fn rate_a_fresh_window_allows_exactly_the_limit(fx: Fixture) {
         "{denied:?}"
     );
     assert!(denied.reset_after <= 2 * HOUR, "{denied:?}");
+}
+
+async fn rate_take_counts_a_batch_all_or_nothing(fx: Fixture) {
+    let bus = fx.open().await;
+    let d = bus.take("batch", 30, 50, HOUR).await.expect("take");
+    assert!(d.allowed && d.remaining == 20, "{d:?}");
+    let d = bus.take("batch", 30, 50, HOUR).await.expect("take");
+    assert!(
+        !d.allowed && d.retry_after.is_some(),
+        "a batch that does not fit takes nothing: {d:?}"
+    );
+    let d = bus.take("batch", 20, 50, HOUR).await.expect("take");
+    assert!(d.allowed && d.remaining == 0, "{d:?}");
+    assert!(!hit(&*bus, "batch", 50, HOUR).await.allowed);
+    assert!(
+        bus.take("batch", 0, 50, HOUR).await.is_err(),
+        "a zero cost is refused"
+    );
 }
 
 async fn rate_denied_hits_do_not_count(fx: Fixture) {

@@ -15,6 +15,7 @@ use crate::config::{ServiceConfig, ServiceEnv};
 use crate::platform::catalog::ServiceSpec;
 use crate::shared::auth::jwt::Jwt;
 use crate::shared::auth::Authenticator;
+use crate::shared::lease::Leases;
 use crate::shared::maintenance::Maintenance;
 use crate::shared::metrics::HttpMetrics;
 use crate::shared::rate_limit;
@@ -36,6 +37,8 @@ struct Inner {
     /// Requests per minute per user or API key.
     rate_per_minute: u64,
     maintenance: Arc<Maintenance>,
+    /// Local batches of request budgets (see `shared::lease`).
+    leases: Leases,
 }
 
 impl ServiceState {
@@ -64,11 +67,16 @@ impl ServiceState {
             metrics,
             auth,
             maintenance: Arc::default(),
+            leases: Leases::default(),
         }))
     }
 
     pub fn maintenance(&self) -> &Arc<Maintenance> {
         &self.0.maintenance
+    }
+
+    pub fn leases(&self) -> &Leases {
+        &self.0.leases
     }
 
     pub fn rate_per_minute(&self) -> u64 {

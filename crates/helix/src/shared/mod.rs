@@ -5,6 +5,7 @@ pub mod checkpoint;
 pub mod cors;
 pub mod error;
 pub mod json;
+pub mod lease;
 pub mod maintenance;
 pub mod metrics;
 pub mod rate_limit;

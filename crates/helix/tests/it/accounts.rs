@@ -702,3 +702,106 @@ async fn cors_answers_configured_origins_only() {
         refused.headers()
     );
 }
+
+/// Budgets are admitted in leased batches on the hot path; the limit still holds exactly, also
+/// across two instances sharing one counter.
+#[tokio::test]
+async fn leased_budgets_never_exceed_the_limit() {
+    let extra = BTreeMap::from([("HELIX_RATE_LIMIT_PER_MINUTE".to_owned(), "50".to_owned())]);
+    let app = spawn_app_with("backend-api", TestBackends::new(), extra).await;
+    let twin = crate::support::spawn_app::spawn_sibling(&app, "backend-api").await;
+    let account = signup(&app, "leases@example.com").await;
+    let mut ok = 0;
+    for i in 0..120 {
+        let instance = if i % 3 == 0 { &twin } else { &app };
+        match instance.get_as("/api/me", &account.access).await.0 {
+            200 => ok += 1,
+            429 => {}
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert!(ok <= 50, "{ok} requests admitted over a limit of 50");
+    assert!(
+        ok >= 40,
+        "leases must not waste most of the budget: {ok} admitted"
+    );
+}
+
+#[tokio::test]
+async fn expired_tokens_are_told_apart_from_invalid_ones() {
+    let app = spawn_app("backend-api").await;
+    let account = signup(&app, "clock@example.com").await;
+    let secret = app
+        .state
+        .env()
+        .get("JWT_SECRET")
+        .expect("a JWT secret")
+        .to_owned();
+    let jwt =
+        helix::shared::auth::jwt::Jwt::new(secret.as_bytes(), std::time::Duration::from_secs(3600));
+    let claims = jwt.verify(&account.access).expect("a valid token");
+    // The same session, signed with the right key, but an hour and more in the past.
+    let expired = helix::shared::auth::jwt::Claims {
+        iat: claims.iat - 7200,
+        exp: claims.iat - 3600,
+        ..claims
+    };
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &expired,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("encode");
+    let (status, body) = app.get_as("/api/me", &token).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("token_expired"))
+    );
+}
+
+#[tokio::test]
+async fn sql_looking_input_is_stored_as_text_or_refused() {
+    let app = spawn_app("backend-api").await;
+    let nasty = "Robert'); DROP TABLE users;--";
+    let (status, body) = app
+        .post("/api/auth/signup", None, json!({"email": "o'brien@example.com", "password": format!("{nasty} pw"), "display_name": nasty}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let access = body["access_token"].as_str().expect("token").to_owned();
+    assert_eq!(body["profile"]["display_name"], nasty);
+    let (status, _) = app
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"email": "o'brien@example.com", "password": format!("{nasty} pw")}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, body) = app
+        .post("/api/keys", Some(&access), json!({"name": "' OR '1'='1"}))
+        .await;
+    assert_eq!((status, body["name"].as_str()), (201, Some("' OR '1'='1")));
+    let (status, _) = app
+        .call(
+            Method::PATCH,
+            "/api/me",
+            Some(&access),
+            Some(json!({"avatar_url": "https://x.example/'; --"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = app
+        .call(
+            Method::DELETE,
+            "/api/keys/1%20OR%201=1",
+            Some(&access),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, me) = app.get_as("/api/me", &access).await;
+    assert_eq!(
+        (status, me["user"]["email"].as_str()),
+        (200, Some("o'brien@example.com"))
+    );
+}

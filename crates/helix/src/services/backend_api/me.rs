@@ -1,9 +1,16 @@
 //! The caller's own account: `GET /api/me`, `PATCH /api/me` (profile), `DELETE /api/me`.
+//!
+//! `GET /api/me` is the hottest read of the platform (every client calls it on every start and
+//! tab), so each instance keeps a user's answer for [`PROFILE_TTL`]: a change made through this
+//! instance shows at once, one made through another instance within that time.
+
+use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::Extension;
 use axum::Json;
-use helix_store::accounts::ProfilePatch;
+use helix_store::accounts::{Profile, ProfilePatch, User};
 use helix_store::audit::AuditEvent;
 use serde::{Deserialize, Deserializer};
 use utoipa::ToSchema;
@@ -13,6 +20,7 @@ use super::schema::{ErrorBody, Me, ProfileBody};
 use super::accounts::{auth, store};
 use super::validate;
 use crate::services::ServiceState;
+use crate::shared::auth::cache::TtlCache;
 use crate::shared::auth::{password, Principal, Scope};
 use crate::shared::error::ApiError;
 use crate::shared::json::{ApiJson, ClientIp};
@@ -34,6 +42,18 @@ pub struct Delete {
     password: String,
 }
 
+/// How long an instance serves a cached `GET /api/me`.
+pub const PROFILE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Recently read accounts, by user id.
+pub struct ProfileCache(TtlCache<uuid::Uuid, (User, Profile)>);
+
+impl ProfileCache {
+    pub fn new() -> Self {
+        Self(TtlCache::new(PROFILE_TTL, 100_000))
+    }
+}
+
 /// A field that is present (even as `null`) becomes `Some`.
 fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
     T::deserialize(d).map(Some)
@@ -46,15 +66,23 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Optio
 ))]
 pub async fn get(
     State(state): State<ServiceState>,
+    Extension(cache): Extension<Arc<ProfileCache>>,
     principal: Principal,
 ) -> Result<Json<Me>, ApiError> {
     principal.require(Scope::Read)?;
-    let (user, profile) = store(&state)?
-        .accounts()
-        .user(principal.user_id)
-        .await
-        .map_err(ApiError::store)?
-        .ok_or_else(gone)?;
+    let (user, profile) = match cache.0.get(&principal.user_id) {
+        Some(hit) => hit,
+        None => {
+            let found = store(&state)?
+                .accounts()
+                .user(principal.user_id)
+                .await
+                .map_err(ApiError::store)?
+                .ok_or_else(gone)?;
+            cache.0.put(principal.user_id, found.clone());
+            found
+        }
+    };
     Ok(Json(Me {
         user: user.into(),
         profile: profile.into(),
@@ -68,6 +96,7 @@ pub async fn get(
 ))]
 pub async fn patch(
     State(state): State<ServiceState>,
+    Extension(cache): Extension<Arc<ProfileCache>>,
     principal: Principal,
     ApiJson(body): ApiJson<Patch>,
 ) -> Result<Json<ProfileBody>, ApiError> {
@@ -95,6 +124,7 @@ pub async fn patch(
             helix_store::StoreError::NotFound => gone(),
             other => ApiError::store(other),
         })?;
+    cache.0.remove(&principal.user_id);
     Ok(Json(ProfileBody {
         profile: profile.into(),
     }))
@@ -109,6 +139,7 @@ pub async fn patch(
 ))]
 pub async fn delete(
     State(state): State<ServiceState>,
+    Extension(cache): Extension<Arc<ProfileCache>>,
     ip: ClientIp,
     principal: Principal,
     ApiJson(body): ApiJson<Delete>,
@@ -145,6 +176,7 @@ pub async fn delete(
         .delete_user(user.id, audit)
         .await
         .map_err(ApiError::store)?;
+    cache.0.remove(&user.id);
     let auth = auth(&state)?;
     auth.forget_session(session);
     auth.forget_keys();

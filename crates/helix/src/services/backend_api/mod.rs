@@ -20,10 +20,12 @@ use axum::Router;
 
 use crate::platform::catalog::{Need, ServiceSpec, VarSpec, JWT_SECRET_VAR};
 use crate::services::ServiceState;
+use crate::shared::{checkpoint, cors, rate_limit};
 
 /// The routes backend-api adds to the common ones.
 pub fn routes() -> Router<ServiceState> {
     crate::shared::auth::password::warm_up();
+    let profiles = std::sync::Arc::new(me::ProfileCache::new());
     Router::new()
         .route("/openapi.json", get(openapi::json))
         .route("/docs", get(openapi::page))
@@ -40,9 +42,8 @@ pub fn routes() -> Router<ServiceState> {
             get(admin::maintenance_status).put(admin::set_maintenance),
         )
         .route("/api/admin/users/{id}/role", put(admin::set_role))
+        .layer(axum::Extension(profiles))
 }
-
-use crate::shared::{checkpoint, cors, rate_limit};
 
 /// What backend-api declares.
 pub const SPEC: ServiceSpec = ServiceSpec {

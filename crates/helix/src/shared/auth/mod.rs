@@ -8,7 +8,7 @@
 //! revokes forgets the entry at once.
 
 pub mod api_key;
-mod cache;
+pub mod cache;
 pub mod jwt;
 pub mod password;
 
@@ -344,7 +344,9 @@ impl FromRequestParts<ServiceState> for Principal {
                 limit: state.rate_per_minute(),
                 window: rate_limit::MINUTE,
             };
-            rate_limit::check(&**bus, limit, &id.to_string())
+            state
+                .leases()
+                .check(&**bus, limit, &id.to_string())
                 .await
                 .map_err(IntoResponse::into_response)?;
         }
