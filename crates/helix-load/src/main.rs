@@ -1,8 +1,10 @@
 //! `helix-load`: the load generator behind the backend-api benchmarks in `docs/benchmarks.md`.
 //!
-//! `me` and `login` drive a running backend-api over plain HTTP/1.1; `hash` times the server's
-//! Argon2id parameters on this machine, which bounds how many logins per second a core can serve.
+//! `me`, `login`, `append`, `messages` and `ucf` drive a running backend-api over plain HTTP/1.1;
+//! `hash` times the server's Argon2id parameters on this machine, which bounds how many logins per
+//! second a core can serve.
 
+mod chat;
 mod cpu;
 mod drive;
 mod hash;
@@ -13,6 +15,7 @@ mod report;
 mod setup;
 mod stats;
 mod target;
+mod ucf;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -39,6 +42,41 @@ enum Command {
     Login(LoginArgs),
     /// Time Argon2id hashing with the server's parameters (no server needed).
     Hash(hash::HashArgs),
+    /// Set up users and conversations, then append messages round-robin across them.
+    Append(ChatArgs),
+    /// Set up users and conversations seeded with messages, then read the newest 50 of each.
+    Messages(ChatArgs),
+    /// Post batches of UCF samples as an admin.
+    Ucf(UcfArgs),
+}
+
+#[derive(Args)]
+pub struct ChatArgs {
+    #[command(flatten)]
+    load: LoadArgs,
+    /// Users signed up (conversations are shared out among them).
+    #[arg(long, default_value_t = 100)]
+    users: usize,
+    /// Conversations created; requests go to each in turn.
+    #[arg(long, default_value_t = 1000)]
+    conversations: usize,
+    /// `messages` only: messages appended to each conversation before reading.
+    #[arg(long, default_value_t = 50)]
+    seed: usize,
+}
+
+#[derive(Args)]
+pub struct UcfArgs {
+    #[command(flatten)]
+    load: LoadArgs,
+    /// Samples per request (1 to 1000).
+    #[arg(long, default_value_t = 100)]
+    batch: usize,
+    /// The server's HELIX_CREATOR_EMAIL (signed up, or logged into on later runs).
+    #[arg(long, default_value = "bench-admin@bench.local")]
+    admin_email: String,
+    #[arg(long, default_value = "bench-admin-password")]
+    admin_password: String,
 }
 
 /// How `me` authenticates.
@@ -146,6 +184,18 @@ fn main() -> ExitCode {
             .load
             .runtime()
             .and_then(|rt| rt.block_on(login::run(args))),
+        Command::Append(args) => args
+            .load
+            .runtime()
+            .and_then(|rt| rt.block_on(chat::append(args))),
+        Command::Messages(args) => args
+            .load
+            .runtime()
+            .and_then(|rt| rt.block_on(chat::messages(args))),
+        Command::Ucf(args) => args
+            .load
+            .runtime()
+            .and_then(|rt| rt.block_on(ucf::run(args))),
         // No runtime: hashing runs on this thread alone, so process CPU time is its CPU time.
         Command::Hash(args) => hash::run(&args),
     };

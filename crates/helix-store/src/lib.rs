@@ -17,16 +17,24 @@ use async_trait::async_trait;
 pub mod accounts;
 pub mod audit;
 mod connect;
+pub mod conversations;
 mod error;
 mod migrations;
 mod postgres;
 mod rules;
 mod sqlite;
+pub mod subscriptions;
 mod target;
+pub mod ucf;
+pub mod usage;
 
 pub use accounts::Accounts;
 pub use audit::AuditLog;
+pub use conversations::Conversations;
 pub use error::StoreError;
+pub use subscriptions::Subscriptions;
+pub use ucf::UcfMetrics;
+pub use usage::Usage;
 
 /// Which engine a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,6 +144,18 @@ pub trait Store: Send + Sync + 'static {
 
     /// The hash-chained audit log.
     fn audit(&self) -> &dyn AuditLog;
+
+    /// Conversations and their messages.
+    fn conversations(&self) -> &dyn Conversations;
+
+    /// History of the platform's UCF gauges.
+    fn ucf(&self) -> &dyn UcfMetrics;
+
+    /// Metered calls and what quota checks read.
+    fn usage(&self) -> &dyn Usage;
+
+    /// Tiers and Stripe subscriptions, changed by Stripe events.
+    fn subscriptions(&self) -> &dyn Subscriptions;
 
     /// Close the pool; later calls fail with [`StoreError::Unavailable`].
     async fn close(&self);

@@ -38,6 +38,21 @@ pub(crate) const POSTGRES: &[Migration] = &[
         name: "accounts",
         sql: include_str!("../migrations/postgres/0002_accounts.sql"),
     },
+    Migration {
+        version: 3,
+        name: "conversations",
+        sql: include_str!("../migrations/postgres/0003_conversations.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "ucf_metrics",
+        sql: include_str!("../migrations/postgres/0004_ucf_metrics.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "billing",
+        sql: include_str!("../migrations/postgres/0005_billing.sql"),
+    },
 ];
 
 pub(crate) const SQLITE: &[Migration] = &[
@@ -50,6 +65,21 @@ pub(crate) const SQLITE: &[Migration] = &[
         version: 2,
         name: "accounts",
         sql: include_str!("../migrations/sqlite/0002_accounts.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "conversations",
+        sql: include_str!("../migrations/sqlite/0003_conversations.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "ucf_metrics",
+        sql: include_str!("../migrations/sqlite/0004_ucf_metrics.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "billing",
+        sql: include_str!("../migrations/sqlite/0005_billing.sql"),
     },
 ];
 

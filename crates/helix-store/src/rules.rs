@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::accounts::Role;
 use crate::audit::{self, AuditEntry, AuditEvent, GENESIS};
+use crate::conversations::MessageRole;
 use crate::StoreError;
 
 /// Now, truncated to microseconds: every time the store writes round-trips exactly on both engines.
@@ -127,6 +128,18 @@ pub(crate) fn check_trust(trust_level: f64) -> Result<(), StoreError> {
 pub(crate) fn role(stored: &str) -> Result<Role, sqlx::Error> {
     Role::parse(stored)
         .ok_or_else(|| sqlx::Error::Decode(format!("unknown role `{stored}`").into()))
+}
+
+/// A stored message role.
+pub(crate) fn message_role(stored: &str) -> Result<MessageRole, sqlx::Error> {
+    MessageRole::parse(stored)
+        .ok_or_else(|| sqlx::Error::Decode(format!("unknown message role `{stored}`").into()))
+}
+
+/// A stored tier.
+pub(crate) fn tier(stored: &str) -> Result<crate::subscriptions::Tier, sqlx::Error> {
+    crate::subscriptions::Tier::parse(stored)
+        .ok_or_else(|| sqlx::Error::Decode(format!("unknown tier `{stored}`").into()))
 }
 
 /// Why a unique violation happened, in words for the caller; other errors pass through.

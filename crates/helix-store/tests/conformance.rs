@@ -6,7 +6,8 @@
 //! variable the PostgreSQL variants print a note and return.
 //!
 //! The accounts contract lives in `conformance/accounts.rs` and `conformance/sessions.rs`, the
-//! audit log's in `conformance/audit.rs`.
+//! audit log's in `conformance/audit.rs`, usage and
+//! subscriptions in `conformance/usage.rs` and `conformance/subscriptions.rs`.
 
 use std::time::Duration;
 
@@ -24,8 +25,14 @@ use support::{run, Db, Engine};
 mod accounts;
 #[path = "conformance/audit.rs"]
 mod audit;
+#[path = "conformance/conversations.rs"]
+mod conversations;
 #[path = "conformance/sessions.rs"]
 mod sessions;
+#[path = "conformance/subscriptions.rs"]
+mod subscriptions;
+#[path = "conformance/usage.rs"]
+mod usage;
 
 on_every_backend!(
     fresh_migrate_applies_every_migration,

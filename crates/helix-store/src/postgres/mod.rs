@@ -1,15 +1,20 @@
 //! The PostgreSQL store: [`PgStore`] on a `sqlx::PgPool`.
 //!
 //! Owns the PostgreSQL dialect of every query and its migrator; the accounts (`accounts.rs`,
-//! `sessions.rs`, `keys.rs`) and the audit log (`audit.rs`) live in submodules. With
+//! `sessions.rs`, `keys.rs`), the audit log (`audit.rs`), conversations, UCF samples, usage
+//! (`usage.rs`) and subscriptions (`subscriptions.rs`) live in submodules. With
 //! `StoreOptions::schema`, the schema is created at open and is the only entry of every pooled
 //! connection's `search_path`, so migrations and data live there (tests use this to isolate
 //! themselves in one database).
 
 mod accounts;
 mod audit;
+mod conversations;
 mod keys;
 mod sessions;
+mod subscriptions;
+mod ucf;
+mod usage;
 
 use async_trait::async_trait;
 use chrono::Utc;
@@ -21,7 +26,10 @@ use crate::audit::{AuditEvent, AuditLog};
 use crate::connect::{is_transport_error, Attempts};
 use crate::migrations::{self, Migration, POSTGRES};
 use crate::target::PgTarget;
-use crate::{Accounts, Backend, MigrationReport, MigrationStatus, Store, StoreError, StoreOptions};
+use crate::{
+    Accounts, Backend, Conversations, MigrationReport, MigrationStatus, Store, StoreError,
+    StoreOptions,
+};
 
 const TRACKING_TABLE: &str = "CREATE TABLE IF NOT EXISTS helix_migrations (
     version    BIGINT PRIMARY KEY,
@@ -289,6 +297,22 @@ impl Store for PgStore {
     }
 
     fn audit(&self) -> &dyn AuditLog {
+        self
+    }
+
+    fn conversations(&self) -> &dyn Conversations {
+        self
+    }
+
+    fn ucf(&self) -> &dyn crate::UcfMetrics {
+        self
+    }
+
+    fn usage(&self) -> &dyn crate::Usage {
+        self
+    }
+
+    fn subscriptions(&self) -> &dyn crate::Subscriptions {
         self
     }
 

@@ -23,14 +23,18 @@ use crate::audit::AuditEvent;
 use crate::{rules, StoreError};
 
 const USER_PROFILE: &str = "SELECT u.id, u.email, u.role, u.created_at, p.display_name, \
-     p.avatar_url, p.trust_level, p.conversation_count, p.message_count, p.messages_today, \
+     p.avatar_url, p.trust_level, p.conversation_count, p.message_count, \
+     CASE WHEN p.messages_day = date('now') THEN p.messages_today ELSE 0 END AS messages_today, \
      p.onboarding_step, p.updated_at \
      FROM users u JOIN user_profiles p ON p.user_id = u.id \
      WHERE u.id = $1 AND u.deleted_at IS NULL";
 
+/// `messages_today` counts only on the UTC day it was last counted on (`messages_day`).
 const PROFILE_COLUMNS: &str =
     "user_id, display_name, avatar_url, trust_level, conversation_count, \
-     message_count, messages_today, onboarding_step, updated_at";
+     message_count, \
+     CASE WHEN messages_day = date('now') THEN messages_today ELSE 0 END AS messages_today, \
+     onboarding_step, updated_at";
 
 /// A stored UUID column.
 pub(super) fn uuid(row: &SqliteRow, column: &str) -> Result<Uuid, sqlx::Error> {

@@ -1,15 +1,20 @@
 //! The SQLite store: [`SqliteStore`] on a `sqlx::SqlitePool`, the embedded default.
 //!
 //! Owns the SQLite dialect of every query and its migrator; the accounts (`accounts.rs`,
-//! `sessions.rs`, `keys.rs`) and the audit log (`audit.rs`) live in submodules. The file (and its
+//! `sessions.rs`, `keys.rs`), the audit log (`audit.rs`), conversations, UCF samples, usage
+//! (`usage.rs`) and subscriptions (`subscriptions.rs`) live in submodules. The file (and its
 //! directory) is created if missing; connections use WAL (readers do not block the writer),
 //! enforce foreign keys, and wait up to [`BUSY_TIMEOUT`] for the single write lock instead of
 //! failing at once.
 
 mod accounts;
 mod audit;
+mod conversations;
 mod keys;
 mod sessions;
+mod subscriptions;
+mod ucf;
+mod usage;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -22,7 +27,10 @@ use sqlx::{Connection, Executor, Sqlite, SqliteConnection, Transaction};
 use crate::audit::{AuditEvent, AuditLog};
 use crate::connect::{is_transport_error, Attempts};
 use crate::migrations::{self, Migration, SQLITE};
-use crate::{Accounts, Backend, MigrationReport, MigrationStatus, Store, StoreError, StoreOptions};
+use crate::{
+    Accounts, Backend, Conversations, MigrationReport, MigrationStatus, Store, StoreError,
+    StoreOptions,
+};
 
 /// How long a writer waits for another connection's write lock (also another process's).
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -36,6 +44,11 @@ const TRACKING_TABLE: &str = "CREATE TABLE IF NOT EXISTS helix_migrations (
 
 pub(crate) struct SqliteStore {
     pool: SqlitePool,
+    /// One connection for write transactions. Why: SQLite has a single write lock, and writers of
+    /// one process waiting in its busy handler poll with growing sleeps (tails of seconds under
+    /// load); waiting for this pool's one connection is a fair async queue instead. Another process
+    /// (a CLI command) still waits in the busy handler.
+    writer: SqlitePool,
     /// The path as given, for `describe` and errors.
     path: String,
 }
@@ -63,7 +76,16 @@ impl SqliteStore {
                     .connect_with(connect.clone())
             })
             .await?;
-        Ok(Self { pool, path: shown })
+        // A queue of writers is expected here: they wait up to the busy timeout, as before.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(BUSY_TIMEOUT)
+            .connect_lazy_with(connect);
+        Ok(Self {
+            pool,
+            writer,
+            path: shown,
+        })
     }
 
     fn err(&self) -> impl Fn(sqlx::Error) -> StoreError + '_ {
@@ -75,7 +97,7 @@ impl SqliteStore {
     /// cannot change before it commits; a deferred one would fail with SQLITE_BUSY at its first
     /// write instead of waiting, whenever another writer committed since its read.
     async fn write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        self.pool
+        self.writer
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(self.err())
@@ -179,11 +201,7 @@ impl Store for SqliteStore {
         // second process blocks here (up to BUSY_TIMEOUT) instead of reading a stale list and
         // applying the same file twice. SQLite DDL is transactional: the check and every apply
         // commit together, and the waiting process then sees them all applied.
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(self.err())?;
+        let mut tx = self.write().await?;
         let (report, failure) = self.migrate_in(&mut tx).await?;
         tx.commit().await.map_err(self.err())?;
         match failure {
@@ -226,7 +244,7 @@ impl Store for SqliteStore {
         .bind(key)
         .bind(value)
         .bind(Utc::now())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(self.err())?;
         Ok(())
@@ -261,7 +279,24 @@ impl Store for SqliteStore {
         self
     }
 
+    fn conversations(&self) -> &dyn Conversations {
+        self
+    }
+
+    fn ucf(&self) -> &dyn crate::UcfMetrics {
+        self
+    }
+
+    fn usage(&self) -> &dyn crate::Usage {
+        self
+    }
+
+    fn subscriptions(&self) -> &dyn crate::Subscriptions {
+        self
+    }
+
     async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await;
     }
 }

@@ -73,7 +73,7 @@ impl Db {
         SqliteConnection::connect(&self.url).await.expect("sqlite")
     }
 
-    async fn postgres(&self) -> PgConnection {
+    pub async fn postgres(&self) -> PgConnection {
         let mut conn = PgConnection::connect(&self.url).await.expect("postgres");
         let schema = self.schema.as_deref().expect("a test schema");
         conn.execute(format!("SET search_path TO {schema}").as_str())

@@ -18,7 +18,7 @@ mod typed;
 
 pub use manifest::{Manifest, ManifestError};
 pub use problem::{Problem, Severity};
-pub use typed::{DatabaseTarget, ServiceConfig, ServiceEnv};
+pub use typed::{parse_limit, DatabaseTarget, ServiceConfig, ServiceEnv};
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

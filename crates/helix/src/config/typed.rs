@@ -30,6 +30,12 @@ impl ServiceEnv {
         self.get(name).and_then(|v| v.trim().parse().ok())
     }
 
+    /// An allowance (declared with `VarSpec::limit`, so validated at start): `None` when it is
+    /// `unlimited` or unset.
+    pub fn limit(&self, name: &str) -> Option<i64> {
+        self.get(name).and_then(parse_limit).flatten()
+    }
+
     /// A list of origins (declared with `VarSpec::origins`, so validated at start).
     pub fn origins(&self, name: &str) -> Vec<String> {
         self.get(name).and_then(parse_origins).unwrap_or_default()
@@ -116,6 +122,17 @@ impl ServiceConfig {
                         problems,
                         ok,
                         &format!("a whole number from {min} to {max}"),
+                    );
+                }
+                Kind::Limit { min, max } => {
+                    let ok =
+                        parse_limit(raw).filter(|n| n.is_none_or(|n| (min..=max).contains(&n)));
+                    check(
+                        env,
+                        r,
+                        problems,
+                        ok,
+                        &format!("a whole number from {min} to {max}, or \"unlimited\""),
                     );
                 }
                 Kind::Origins => {
@@ -211,6 +228,15 @@ fn scheme(url: &str) -> Option<&str> {
     url.split_once("://")
         .map(|(s, _)| s)
         .or_else(|| url.split_once(':').map(|(s, _)| s))
+}
+
+/// `unlimited` → `Some(None)`, a whole number → `Some(Some(n))`, anything else → `None`.
+pub fn parse_limit(raw: &str) -> Option<Option<i64>> {
+    let raw = raw.trim();
+    if raw.eq_ignore_ascii_case("unlimited") {
+        return Some(None);
+    }
+    raw.parse().ok().map(Some)
 }
 
 /// `https://a.example.com, http://localhost:3000` → each origin as browsers send it (no path, no

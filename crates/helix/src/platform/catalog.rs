@@ -62,6 +62,8 @@ pub enum Kind {
     Integer { min: i64, max: i64 },
     /// A comma-separated list of web origins (`https://app.example.com`).
     Origins,
+    /// An allowance: a whole number from `min` to `max`, or `unlimited`.
+    Limit { min: i64, max: i64 },
 }
 
 impl VarSpec {
@@ -81,6 +83,14 @@ impl VarSpec {
     pub const fn integer(self, min: i64, max: i64) -> Self {
         Self {
             kind: Kind::Integer { min, max },
+            ..self
+        }
+    }
+
+    /// The value must be a whole number from `min` to `max`, or `unlimited`.
+    pub const fn limit(self, min: i64, max: i64) -> Self {
+        Self {
+            kind: Kind::Limit { min, max },
             ..self
         }
     }
@@ -218,6 +228,14 @@ pub fn scope_of(var: &str) -> Option<&'static str> {
             .map(|_| s.name)
     })
 }
+
+/// Where backend-api answers, for services without a database: it checks their API keys and
+/// revoked sessions.
+pub const BACKEND_API_URL_VAR: VarSpec = VarSpec::optional(
+    "BACKEND_API_URL",
+    "where backend-api answers; checks API keys and ended sessions for a service without a database",
+)
+.fallback("http://127.0.0.1:${{backend-api.PORT}}");
 
 /// `JWT_SECRET`, read by every service that authenticates requests.
 pub const JWT_SECRET_VAR: VarSpec = VarSpec::required(

@@ -1,8 +1,13 @@
 //! Opening the backends a deployment needs: one store per distinct database URL and one bus per
-//! distinct Redis URL (or the in-process bus), shared by every service that declared them.
+//! distinct Redis URL (or the in-process bus), shared by every service that declared them, and a
+//! usage recorder (a write-behind buffer onto its store) for each service that meters calls.
+//!
+//! Closing runs after every service has stopped: recorders write what they buffered first, then
+//! stores and buses close.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use helix_bus::{Bus, BusError, BusOptions};
 use helix_store::{Store, StoreError, StoreOptions};
@@ -11,6 +16,7 @@ use secrecy::ExposeSecret;
 use super::deployment::{Deployment, Planned};
 use crate::config::Settings;
 use crate::services::ServiceState;
+use crate::shared::usage::{self, UsageRecorder};
 
 /// A failure to start that is not a configuration mistake. Exit code 1.
 #[derive(Debug, thiserror::Error)]
@@ -32,12 +38,19 @@ pub enum StartError {
 pub struct Backends {
     stores: BTreeMap<String, Arc<dyn Store>>,
     buses: BTreeMap<Option<String>, Arc<dyn Bus>>,
+    /// By service name: one per service that meters calls, so its handlers and `close` share it.
+    recorders: BTreeMap<&'static str, UsageRecorder>,
+    /// How long `close` lets recorders write what they buffered.
+    drain_grace: Duration,
 }
 
 impl Backends {
     /// Open every backend the planned services declared, each once.
     pub async fn open(deployment: &Deployment, settings: &Settings) -> Result<Self, StartError> {
-        let mut backends = Self::default();
+        let mut backends = Self {
+            drain_grace: settings.shutdown_timeout,
+            ..Self::default()
+        };
         let store_options = StoreOptions {
             max_connections: settings.db_pool_size,
             connect_attempts: settings.connect_attempts,
@@ -55,6 +68,7 @@ impl Backends {
                     let store = helix_store::open(db.url(), &store_options).await?;
                     backends.stores.insert(db.url().to_owned(), store);
                 }
+                backends.add_recorder(planned, &backends.stores[db.url()].clone());
             }
             if planned.env.spec.redis.is_needed() {
                 let key = redis_key(planned);
@@ -66,6 +80,16 @@ impl Backends {
             }
         }
         Ok(backends)
+    }
+
+    /// A service that declares the usage flush variable meters calls: give it a recorder.
+    fn add_recorder(&mut self, planned: &Planned, store: &Arc<dyn Store>) {
+        if planned.env.spec.variable(usage::FLUSH_VAR).is_none() {
+            return;
+        }
+        let options = usage::Options::with_interval_ms(planned.env.integer(usage::FLUSH_VAR));
+        let recorder = UsageRecorder::spawn(Arc::clone(store), options);
+        self.recorders.insert(planned.env.spec.name, recorder);
     }
 
     /// Apply pending migrations on every open store.
@@ -89,7 +113,8 @@ impl Backends {
             .as_ref()
             .and_then(|db| self.stores.get(db.url()).cloned());
         let bus = self.buses.get(&redis_key(planned)).cloned();
-        ServiceState::new(planned.env.clone(), &planned.config, store, bus)
+        let usage = self.recorders.get(planned.env.spec.name).cloned();
+        ServiceState::new(planned.env.clone(), &planned.config, store, bus, usage)
     }
 
     /// Short descriptions of the backends a service uses, for the start-up table.
@@ -101,7 +126,12 @@ impl Backends {
         )
     }
 
+    /// Write what the usage recorders buffered (call it once the services have stopped, so nothing
+    /// more arrives), then close every store and bus.
     pub async fn close(&self) {
+        for recorder in self.recorders.values() {
+            recorder.close(self.drain_grace).await;
+        }
         for store in self.stores.values() {
             store.close().await;
         }

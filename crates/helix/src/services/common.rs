@@ -10,16 +10,25 @@ use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 
 use super::state::ServiceState;
+use crate::shared::auth::remote::Introspection;
+use crate::shared::auth::Principal;
 use crate::shared::error::ApiError;
 
 /// A dependency that does not answer within this long counts as disconnected: a health check
 /// must answer quickly even when the database hangs.
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
 
-pub fn routes() -> Router<ServiceState> {
-    Router::new()
-        .route("/health", get(health))
+/// The common routes; `own_health`: the service answers `/health` itself (building on [`checks`]).
+pub fn routes(own_health: bool) -> Router<ServiceState> {
+    let router = Router::new();
+    let router = if own_health {
+        router
+    } else {
+        router.route("/health", get(health))
+    };
+    router
         .route("/metrics", get(metrics))
+        .route("/api/auth/introspect", get(introspect))
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
 }
@@ -27,6 +36,17 @@ pub fn routes() -> Router<ServiceState> {
 /// `{"status":"healthy","service":…,"database":"connected","redis":"connected"}` with exactly the
 /// dependencies the service uses; 503 and `"disconnected"` when one is down.
 async fn health(State(state): State<ServiceState>) -> impl IntoResponse {
+    let (healthy, body) = checks(&state).await;
+    let status = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(Value::Object(body)))
+}
+
+/// Whether the service's own dependencies answer, and the body of its `/health`.
+pub async fn checks(state: &ServiceState) -> (bool, Map<String, Value>) {
     let (database, redis) = tokio::join!(
         async {
             match state.store() {
@@ -67,12 +87,7 @@ async fn health(State(state): State<ServiceState>) -> impl IntoResponse {
     }
     body.insert("backends".into(), Value::Object(backends));
     body.insert("version".into(), json!(env!("CARGO_PKG_VERSION")));
-    let status = if healthy {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (status, Json(Value::Object(body)))
+    (healthy, body)
 }
 
 fn connected(ok: bool) -> &'static str {
@@ -91,4 +106,15 @@ async fn metrics(State(state): State<ServiceState>) -> impl IntoResponse {
         )],
         state.metrics().render(),
     )
+}
+
+/// Who the presented credential belongs to, on every service that reads JWT_SECRET. On
+/// backend-api the answer is authoritative; services without a database ask backend-api (this
+/// same path there) and cache the answer for 30 s.
+#[utoipa::path(get, path = "/api/auth/introspect", tag = "auth", security(("bearer" = []), ("api_key" = [])), responses(
+    (status = 200, body = Introspection),
+    (status = 401, description = "`session_revoked`, `token_expired`, `invalid_api_key`, …", body = crate::services::backend_api::schema::ErrorBody),
+))]
+pub async fn introspect(principal: Principal) -> Json<Introspection> {
+    Json(Introspection::from(&principal))
 }

@@ -47,8 +47,9 @@ pub fn router(state: ServiceState) -> Router {
         crate::shared::maintenance::watch(&maintenance, state.store().cloned(), bus.clone());
     }
     let cors = crate::shared::cors::layer(&state.env().origins(crate::shared::cors::ORIGINS_VAR));
-    own_routes(state.spec().name)
-        .merge(common::routes())
+    let name = state.spec().name;
+    own_routes(&state)
+        .merge(common::routes(name == service_integration::SPEC.name))
         .layer(axum::extract::DefaultBodyLimit::max(
             crate::shared::json::MAX_BODY_BYTES,
         ))
@@ -65,9 +66,10 @@ pub fn router(state: ServiceState) -> Router {
 }
 
 /// Routes a service adds beyond the common ones, as later issues build them.
-fn own_routes(service: &str) -> Router<ServiceState> {
-    match service {
-        "backend-api" => backend_api::routes(),
+fn own_routes(state: &ServiceState) -> Router<ServiceState> {
+    match state.spec().name {
+        "backend-api" => backend_api::routes(state.env()),
+        "service-integration" => service_integration::routes(state),
         _ => Router::new(),
     }
 }

@@ -19,6 +19,7 @@ use crate::shared::lease::Leases;
 use crate::shared::maintenance::Maintenance;
 use crate::shared::metrics::HttpMetrics;
 use crate::shared::rate_limit;
+use crate::shared::usage::UsageRecorder;
 
 /// How long an access token lives.
 pub const ACCESS_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
@@ -39,28 +40,32 @@ struct Inner {
     maintenance: Arc<Maintenance>,
     /// Local batches of request budgets (see `shared::lease`).
     leases: Leases,
+    /// Present when the service meters calls (see `shared::usage`).
+    usage: Option<UsageRecorder>,
 }
 
 impl ServiceState {
-    /// Build the state, keeping only the handles the service declared.
+    /// Build the state, keeping only the handles the service declared (a usage recorder only
+    /// with a store to write to).
     pub fn new(
         env: ServiceEnv,
         config: &ServiceConfig,
         store: Option<Arc<dyn Store>>,
         bus: Option<Arc<dyn Bus>>,
+        usage: Option<UsageRecorder>,
     ) -> Self {
         let spec = env.spec;
         let metrics = Arc::new(HttpMetrics::new(spec.name));
         let store = store.filter(|_| spec.postgres.is_needed());
         let auth = config.jwt_secret.as_ref().map(|secret| {
             let jwt = Jwt::new(secret.expose_secret().as_bytes(), ACCESS_TOKEN_TTL);
-            Arc::new(Authenticator::new(jwt, store.clone()))
+            let backend_api = env.get(crate::platform::catalog::BACKEND_API_URL_VAR.name);
+            Arc::new(Authenticator::new(jwt, store.clone(), backend_api))
         });
         let rate_per_minute = env
             .integer(rate_limit::PER_MINUTE_VAR)
             .map_or(rate_limit::DEFAULT_PER_MINUTE, |n| n.max(1) as u64);
         Self(Arc::new(Inner {
-            store,
             bus: bus.filter(|_| spec.redis.is_needed()),
             env,
             rate_per_minute,
@@ -68,7 +73,14 @@ impl ServiceState {
             auth,
             maintenance: Arc::default(),
             leases: Leases::default(),
+            usage: usage.filter(|_| store.is_some()),
+            store,
         }))
+    }
+
+    /// The usage recorder, when the service meters calls.
+    pub fn usage(&self) -> Option<&UsageRecorder> {
+        self.0.usage.as_ref()
     }
 
     pub fn maintenance(&self) -> &Arc<Maintenance> {

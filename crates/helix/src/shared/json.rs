@@ -10,6 +10,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
+use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -30,11 +31,86 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
+        if !is_json(req.headers()) {
+            return Err(rejected(JsonRejection::MissingJsonContentType(
+                Default::default(),
+            )));
+        }
+        let body = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                too_large()
+            } else {
+                ApiError::new(e.status(), "bad_request", e.body_text())
+            }
+        })?;
+        match axum::Json::<T>::from_bytes(&body) {
             Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(JsonRejection::JsonSyntaxError(_)) if non_finite(&body).is_some() => {
+                let field = non_finite(&body).flatten().unwrap_or_else(|| "body".into());
+                Err(ApiError::unprocessable(
+                    &field,
+                    "must be a finite number (NaN and Infinity are not JSON numbers)",
+                ))
+            }
             Err(rejection) => Err(rejected(rejection)),
         }
     }
+}
+
+/// `application/json` or any `application/*+json`, as axum's `Json` accepts.
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers.get(axum::http::header::CONTENT_TYPE) else {
+        return false;
+    };
+    let Ok(mime) = value.to_str() else {
+        return false;
+    };
+    let essence = mime
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || essence
+            .strip_prefix("application/")
+            .is_some_and(|s| s.ends_with("+json"))
+}
+
+/// Whether the body holds a bare `NaN`, `Infinity` or `-Infinity` (as Python's `json.dumps`
+/// writes them) outside strings; if so, `Some` of the key it is the value of, when there is one.
+fn non_finite(body: &[u8]) -> Option<Option<String>> {
+    let text = std::str::from_utf8(body).ok()?;
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut last_key: Option<String> = None;
+    let mut string_start = 0;
+    let mut last_string: Option<String> = None;
+    for (i, c) in text.char_indices() {
+        if in_string {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => {
+                    in_string = false;
+                    last_string = Some(text[string_start..i].to_owned());
+                }
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                in_string = true;
+                string_start = i + 1;
+            }
+            ':' => last_key = last_string.take(),
+            'N' if text[i..].starts_with("NaN") => return Some(last_key),
+            'I' if text[i..].starts_with("Infinity") => return Some(last_key),
+            _ => {}
+        }
+    }
+    None
 }
 
 fn rejected(rejection: JsonRejection) -> ApiError {
@@ -50,13 +126,20 @@ fn rejected(rejection: JsonRejection) -> ApiError {
             "the body is not valid JSON",
         ),
         JsonRejection::JsonDataError(e) => invalid_field(&e.body_text()),
-        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!("the body is larger than {MAX_BODY_BYTES} bytes"),
-        ),
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => too_large(),
         other => ApiError::new(other.status(), "bad_request", other.body_text()),
     }
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!(
+            "the body is larger than this endpoint accepts ({MAX_BODY_BYTES} bytes for most; \
+             a metrics batch or a Stripe event may be larger)"
+        ),
+    )
 }
 
 /// axum reports data errors as `Failed to deserialize the JSON body into the target type:
@@ -118,6 +201,19 @@ pub fn fields(pairs: &[(&str, &str)]) -> serde_json::Map<String, Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bare_non_finite_numbers_are_found_with_their_key() {
+        let found = |body: &str| non_finite(body.as_bytes());
+        assert_eq!(found(r#"{"a": {"zoom": NaN}}"#), Some(Some("zoom".into())));
+        assert_eq!(
+            found(r#"{"x": "NaN", "y": -Infinity}"#),
+            Some(Some("y".into()))
+        );
+        assert_eq!(found(r#"[Infinity]"#), Some(None));
+        assert_eq!(found(r#"{"s": "Infinity \" NaN"}"#), None);
+        assert_eq!(found(r#"{"s": 1.5}"#), None);
+    }
 
     #[test]
     fn data_errors_name_the_field() {

@@ -8,6 +8,7 @@
 //! missed message (a Redis reconnect, a CLI run without Redis) still flips every instance within
 //! about a second. A service with a database re-mirrors what the database says onto the bus.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
@@ -94,6 +95,9 @@ pub fn switch(
 #[derive(Debug, Default)]
 pub struct Maintenance {
     current: RwLock<Option<Switch>>,
+    /// Bumped by every flip made by this process, so a re-read that started before the flip
+    /// cannot put back what it read.
+    flips: AtomicU64,
 }
 
 impl Maintenance {
@@ -105,8 +109,27 @@ impl Maintenance {
             .filter(|s| s.on)
     }
 
-    fn set(&self, switch: Option<Switch>) {
+    /// Apply a flip made by this process at once: the instance that took the request must not
+    /// answer as if the flip had not happened while its watcher catches up.
+    pub fn flip(&self, switch: Switch) {
         let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
+        self.flips.fetch_add(1, Ordering::SeqCst);
+        Self::replace(&mut current, Some(switch));
+    }
+
+    fn flips(&self) -> u64 {
+        self.flips.load(Ordering::SeqCst)
+    }
+
+    /// Apply a re-read unless this process flipped the switch since the re-read began.
+    fn set_unless_flipped(&self, seen: u64, switch: Option<Switch>) {
+        let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
+        if self.flips() == seen {
+            Self::replace(&mut current, switch);
+        }
+    }
+
+    fn replace(current: &mut Option<Switch>, switch: Option<Switch>) {
         if *current != switch {
             match &switch {
                 Some(s) if s.on => tracing::warn!(message = %s.message, "maintenance mode is on"),
@@ -178,21 +201,29 @@ pub fn watch(state: &Arc<Maintenance>, store: Option<Arc<dyn Store>>, bus: Arc<d
     });
 }
 
+/// Apply an announced flip. One older than what this process already holds is a message that
+/// was still queued when a later flip was made here; it is dropped (should clocks disagree
+/// between instances, the next re-read still converges on what the database says).
 fn apply(weak: &Weak<Maintenance>, switch: Option<Switch>) {
-    if let Some(state) = weak.upgrade() {
-        state.set(switch);
+    let (Some(state), Some(switch)) = (weak.upgrade(), switch) else {
+        return;
+    };
+    let mut current = state.current.write().unwrap_or_else(|e| e.into_inner());
+    if current.as_ref().is_none_or(|c| c.since <= switch.since) {
+        Maintenance::replace(&mut current, Some(switch));
     }
 }
 
 /// Re-read the switch: from the database when there is one (mirroring it onto the bus if the bus
 /// disagrees), else from the bus.
 async fn refresh(state: &Maintenance, store: Option<&dyn Store>, bus: &dyn Bus) {
+    let seen = state.flips();
     let on_bus = match bus.get(KEY).await {
         Ok(v) => v.and_then(|raw| Switch::parse(&raw)),
         Err(_) => return, // keep what we believe until the bus answers again
     };
     let Some(store) = store else {
-        state.set(on_bus);
+        state.set_unless_flipped(seen, on_bus);
         return;
     };
     let Ok(stored) = store.meta_get(KEY).await else {
@@ -203,5 +234,5 @@ async fn refresh(state: &Maintenance, store: Option<&dyn Store>, bus: &dyn Bus) 
     if on(&stored) != on(&on_bus) {
         announce(bus, stored.as_ref().unwrap_or(&Switch::off())).await;
     }
-    state.set(stored);
+    state.set_unless_flipped(seen, stored);
 }

@@ -1,4 +1,4 @@
-//! What every service shares: HTTP errors, redaction, request metrics.
+//! What every service shares: HTTP errors, redaction, request metrics, the usage recorder.
 
 pub mod auth;
 pub mod checkpoint;
@@ -10,3 +10,4 @@ pub mod maintenance;
 pub mod metrics;
 pub mod rate_limit;
 pub mod redact;
+pub mod usage;

@@ -709,7 +709,7 @@ async fn cors_answers_configured_origins_only() {
 async fn leased_budgets_never_exceed_the_limit() {
     let extra = BTreeMap::from([("HELIX_RATE_LIMIT_PER_MINUTE".to_owned(), "50".to_owned())]);
     let app = spawn_app_with("backend-api", TestBackends::new(), extra).await;
-    let twin = crate::support::spawn_app::spawn_sibling(&app, "backend-api").await;
+    let twin = crate::support::spawn_app::spawn_sibling(&app, "backend-api", &[]).await;
     let account = signup(&app, "leases@example.com").await;
     let mut ok = 0;
     for i in 0..120 {
@@ -803,5 +803,79 @@ async fn sql_looking_input_is_stored_as_text_or_refused() {
     assert_eq!(
         (status, me["user"]["email"].as_str()),
         (200, Some("o'brien@example.com"))
+    );
+}
+
+/// A service without a database (service-integration) accepts the same JWTs and API keys, asking
+/// backend-api about keys and sessions it has not seen.
+#[tokio::test]
+async fn services_without_a_database_accept_the_same_credentials() {
+    let api = spawn_app("backend-api").await;
+    let base = api.url("");
+    let other = crate::support::spawn_app::spawn_sibling(
+        &api,
+        "service-integration",
+        &[("BACKEND_API_URL", &base)],
+    )
+    .await;
+    assert!(other.state.store().is_none(), "the sibling has no database");
+    let account = signup(&api, "everywhere@example.com").await;
+    let (status, who) = other.get_as("/api/auth/introspect", &account.access).await;
+    assert_eq!(status, 200, "{who}");
+    let (_, me) = api.get_as("/api/me", &account.access).await;
+    assert_eq!(who["user_id"], me["user"]["id"]);
+
+    let (_, created) = api
+        .post(
+            "/api/keys",
+            Some(&account.access),
+            json!({"name": "svc", "scopes": ["read"]}),
+        )
+        .await;
+    let key = created["key"].as_str().expect("key").to_owned();
+    let (status, who) = other.get_as("/api/auth/introspect", &key).await;
+    assert_eq!(
+        (status, who["scopes"].clone()),
+        (200, json!(["read"])),
+        "{who}"
+    );
+    let (status, body) = other
+        .get_as(
+            "/api/auth/introspect",
+            "hx_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA000000",
+        )
+        .await;
+    assert_eq!(status, 401, "{body}");
+
+    // A session ended on backend-api is refused by the other service.
+    let (_, login) = api
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"email": "everywhere@example.com", "password": PASSWORD}),
+        )
+        .await;
+    let ended = login["access_token"].as_str().expect("token").to_owned();
+    let (status, _) = api
+        .call(Method::POST, "/api/auth/logout", Some(&ended), None)
+        .await;
+    assert_eq!(status, 204);
+    let (status, body) = other.get_as("/api/auth/introspect", &ended).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("session_revoked"))
+    );
+
+    // Without backend-api, an unknown key cannot be checked: 503, not a guess.
+    let orphan = crate::support::spawn_app::spawn_sibling(
+        &api,
+        "service-integration",
+        &[("BACKEND_API_URL", "http://127.0.0.1:1")],
+    )
+    .await;
+    let (status, body) = orphan.get_as("/api/auth/introspect", &key).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("auth_unavailable"))
     );
 }

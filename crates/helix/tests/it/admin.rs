@@ -2,19 +2,22 @@
 //! line (verify, tamper detection, signed checkpoints), role changes.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::support::bin::{helix, run};
+use crate::support::eventually;
 use crate::support::spawn_app::{spawn_app_with, TestApp};
 use crate::support::TestBackends;
 
 const PASSWORD: &str = "correct horse battery staple";
 
 /// backend-api with an admin account (the creator); returns the app and the admin's token.
-async fn with_admin(backends: TestBackends, extra: &[(&str, &str)]) -> (TestApp, String) {
+pub(crate) async fn with_admin(
+    backends: TestBackends,
+    extra: &[(&str, &str)],
+) -> (TestApp, String) {
     let mut env: BTreeMap<String, String> = extra
         .iter()
         .map(|(k, v)| ((*k).into(), (*v).into()))
@@ -31,14 +34,6 @@ async fn with_admin(backends: TestBackends, extra: &[(&str, &str)]) -> (TestApp,
     assert_eq!(status, 201, "{body}");
     let token = body["access_token"].as_str().expect("token").to_owned();
     (app, token)
-}
-
-async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !check().await {
-        assert!(Instant::now() < deadline, "{what} never happened");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test]
@@ -96,7 +91,7 @@ async fn maintenance_reaches_every_service_sharing_the_backends() {
     let env = backends.env();
     let (api, admin) = with_admin(backends, &[]).await;
     // A dashboard in the same deployment: same bus (in process, or the same Redis prefix).
-    let dashboard = crate::support::spawn_app::spawn_sibling(&api, "dashboard").await;
+    let dashboard = crate::support::spawn_app::spawn_sibling(&api, "dashboard", &[]).await;
     let (status, _) = api
         .call(
             Method::PUT,

@@ -311,3 +311,38 @@ CLAUDE_API_URL = \"http://service:${{{{claude-api.PORT}}}}\"
         Some("9999")
     );
 }
+
+#[test]
+fn tier_limits_take_a_whole_number_or_unlimited() {
+    let serve = || Mode::Serve("backend-api".into());
+    let checked = plan(
+        "",
+        &[
+            ("HELIX_TIER_FREE_MESSAGES_PER_DAY", "lots"),
+            ("HELIX_TIER_PRO_TOKENS_PER_MONTH", "-1"),
+            ("HELIX_USAGE_FLUSH_MS", "0"),
+        ],
+        serve(),
+    );
+    checked.find(
+        "HELIX_TIER_FREE_MESSAGES_PER_DAY",
+        "or \"unlimited\", got \"lots\"",
+    );
+    checked.find("HELIX_TIER_PRO_TOKENS_PER_MONTH", "got \"-1\"");
+    checked.find("HELIX_USAGE_FLUSH_MS", "from 1 to 60000");
+
+    let fine = plan(
+        "",
+        &[
+            ("HELIX_TIER_FREE_MESSAGES_PER_DAY", "Unlimited"),
+            ("HELIX_TIER_ENTERPRISE_TOKENS_PER_MONTH", "0"),
+        ],
+        serve(),
+    );
+    let errors = fine
+        .deployment
+        .problems
+        .iter()
+        .filter(|p| p.severity == helix::config::Severity::Error);
+    assert_eq!(errors.count(), 0, "{:#?}", fine.deployment.problems);
+}

@@ -161,6 +161,7 @@ pub async fn set_maintenance(
         .meta_put_audited(maintenance::KEY, &switch.to_json(), audit)
         .await
         .map_err(ApiError::store)?;
+    state.maintenance().flip(switch.clone());
     if let Some(bus) = state.bus() {
         maintenance::announce(&**bus, &switch).await;
     }

@@ -6,24 +6,34 @@ use axum::Json;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{accounts, admin, keys, me, schema};
+use super::{accounts, admin, conversations, keys, me, quota, schema, stripe, ucf, usage};
 use crate::shared::maintenance;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Helix backend-api", description = "Accounts, sessions, API keys and administration of the Helix platform."),
+    info(title = "Helix backend-api", description = "Accounts, sessions, API keys, conversations, metrics, usage and billing, and administration of the Helix platform."),
     paths(
-        accounts::signup, accounts::login, accounts::refresh, accounts::logout,
+        accounts::signup, accounts::login, accounts::refresh, accounts::logout, crate::services::common::introspect,
         me::get, me::patch, me::delete,
         keys::create, keys::list, keys::revoke,
         admin::audit, admin::set_role, admin::maintenance_status, admin::set_maintenance,
+        conversations::create, conversations::list, conversations::get, conversations::rename,
+        conversations::delete, conversations::append, conversations::messages,
+        ucf::record, ucf::record_batch, ucf::latest, ucf::history,
+        usage::record, usage::summary, quota::get, stripe::webhook,
     ),
     components(schemas(
         accounts::Signup, accounts::Login, accounts::Refresh, me::Patch, me::Delete, keys::Create,
         admin::RoleChange, admin::MaintenanceChange, maintenance::Switch,
+        crate::shared::auth::remote::Introspection,
         schema::UserOut, schema::ProfileOut, schema::Me, schema::ProfileBody, schema::TokenResponse,
         schema::SignedUp, schema::KeyOut, schema::KeyCreated, schema::KeyList, schema::AuditEntryOut,
         schema::AuditPage, schema::ErrorBody, schema::ErrorDetail,
+        conversations::CreateConversation, conversations::RenameConversation, conversations::SendMessage,
+        schema::ConversationOut, schema::ConversationPage, schema::MessageOut, schema::MessagePageOut,
+        ucf::Gauges, ucf::Sample, ucf::Batch, ucf::Recorded, ucf::Point, ucf::History,
+        usage::ReportUsage, usage::UsageAccepted, usage::UsageDayOut, usage::UsageTotals,
+        usage::UsageSummary, quota::Allowance, quota::QuotaOut, stripe::WebhookAck,
     )),
     modifiers(&Security),
     tags(
@@ -31,6 +41,10 @@ use crate::shared::maintenance;
         (name = "me", description = "The caller's own account"),
         (name = "keys", description = "The caller's API keys"),
         (name = "admin", description = "Administration (admins only)"),
+        (name = "conversations", description = "The caller's conversations and messages, in sync across clients"),
+        (name = "metrics", description = "The platform's UCF gauges: report, latest, history"),
+        (name = "usage", description = "Metered calls, tiers and their quotas"),
+        (name = "billing", description = "Stripe's subscription events"),
     )
 )]
 struct ApiDoc;

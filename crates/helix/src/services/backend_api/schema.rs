@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use helix_store::accounts::{ApiKey, Profile, User};
 use helix_store::audit::AuditEntry;
+use helix_store::conversations::{Conversation, Message};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -186,4 +187,91 @@ pub struct ErrorDetail {
     /// For 422: each offending field and what is wrong with it.
     #[schema(value_type = Option<Object>)]
     pub fields: Option<serde_json::Value>,
+}
+
+/// A conversation, as `conversations` holds it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConversationOut {
+    pub id: Uuid,
+    pub session_key: String,
+    pub title: String,
+    pub message_count: i64,
+    /// The `seq` of the newest message (0: none yet).
+    pub last_seq: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub last_message_at: Option<DateTime<Utc>>,
+}
+
+impl From<Conversation> for ConversationOut {
+    fn from(c: Conversation) -> Self {
+        Self {
+            id: c.id,
+            session_key: c.session_key,
+            title: c.title,
+            message_count: c.message_count,
+            last_seq: c.last_seq,
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+            last_message_at: c.last_message_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConversationPage {
+    /// Newest first.
+    pub conversations: Vec<ConversationOut>,
+    /// Pass as `cursor` for the next (older) page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A message, as `session_messages` holds it, with its per-conversation sequence number.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MessageOut {
+    pub id: Uuid,
+    pub conversation_id: Uuid,
+    pub user_id: Uuid,
+    pub session_key: String,
+    /// 1, 2, 3… in commit order within the conversation.
+    pub seq: i64,
+    /// `user`, `assistant` or `system`.
+    #[schema(example = "user")]
+    pub role: String,
+    pub content: String,
+    pub client_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub is_pending: bool,
+    pub synced_at: Option<DateTime<Utc>>,
+    #[schema(value_type = Object)]
+    pub metadata: serde_json::Value,
+}
+
+impl From<Message> for MessageOut {
+    fn from(m: Message) -> Self {
+        Self {
+            id: m.id,
+            conversation_id: m.conversation_id,
+            user_id: m.user_id,
+            session_key: m.session_key,
+            seq: m.seq,
+            role: m.role.as_str().to_owned(),
+            content: m.content,
+            client_id: m.client_id,
+            created_at: m.created_at,
+            is_pending: m.is_pending,
+            synced_at: m.synced_at,
+            metadata: m.metadata,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessagePageOut {
+    /// Ascending `seq`.
+    pub messages: Vec<MessageOut>,
+    /// More older messages exist: pass this as `before`.
+    pub next_before: Option<i64>,
+    /// More newer messages exist (with `since`): pass this as `since`.
+    pub next_since: Option<i64>,
 }

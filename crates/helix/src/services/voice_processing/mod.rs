@@ -3,7 +3,7 @@
 //! Declares what the service needs; its HTTP surface beyond `/health` and `/metrics` arrives with
 //! the issue that builds it.
 
-use crate::platform::catalog::{Need, ServiceSpec, VarSpec, JWT_SECRET_VAR};
+use crate::platform::catalog::{Need, ServiceSpec, VarSpec, BACKEND_API_URL_VAR, JWT_SECRET_VAR};
 
 /// What voice-processing declares.
 pub const SPEC: ServiceSpec = ServiceSpec {
@@ -16,6 +16,7 @@ pub const SPEC: ServiceSpec = ServiceSpec {
     redis_why: "publishes voice events",
     vars: &[
         JWT_SECRET_VAR,
+        BACKEND_API_URL_VAR,
         VarSpec::optional("GOOGLE_CLOUD_KEY", "Google Cloud speech credentials").secret(),
         VarSpec::optional("AUDIO_TEMP_DIR", "scratch directory for audio files"),
     ],

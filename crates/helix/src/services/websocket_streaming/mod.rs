@@ -3,7 +3,7 @@
 //! Declares what the service needs; its HTTP surface beyond `/health` and `/metrics` arrives with
 //! the issue that builds it.
 
-use crate::platform::catalog::{Need, ServiceSpec, JWT_SECRET_VAR};
+use crate::platform::catalog::{Need, ServiceSpec, BACKEND_API_URL_VAR, JWT_SECRET_VAR};
 
 /// What websocket-streaming declares.
 pub const SPEC: ServiceSpec = ServiceSpec {
@@ -14,6 +14,6 @@ pub const SPEC: ServiceSpec = ServiceSpec {
     about: "WebSocket hub over the bus: channels, authentication, history, recovery.",
     postgres_why: "channel history and offsets live in Redis, so any instance can serve any client",
     redis_why: "backplane: every instance delivers every channel message",
-    vars: &[JWT_SECRET_VAR],
+    vars: &[JWT_SECRET_VAR, BACKEND_API_URL_VAR],
     api_ready: false,
 };

@@ -11,6 +11,7 @@ pub mod api_key;
 pub mod cache;
 pub mod jwt;
 pub mod password;
+pub mod remote;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +27,7 @@ use uuid::Uuid;
 
 use self::cache::TtlCache;
 use self::jwt::{Jwt, TokenError};
+use self::remote::Remote;
 use crate::services::ServiceState;
 use crate::shared::error::ApiError;
 use crate::shared::rate_limit;
@@ -168,6 +170,10 @@ pub struct Authenticator {
     sessions: TtlCache<Uuid, bool>,
     /// key hash → owner (`None`: no such live key).
     keys: TtlCache<String, Option<KeyOwner>>,
+    /// Without a store: backend-api, asked instead.
+    remote: Option<Remote>,
+    /// key hash → what backend-api said, for services that ask it.
+    remote_keys: TtlCache<String, Result<Principal, AuthError>>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -180,12 +186,15 @@ impl std::fmt::Debug for Authenticator {
 }
 
 impl Authenticator {
-    pub fn new(jwt: Jwt, store: Option<Arc<dyn Store>>) -> Self {
+    /// `remote` (backend-api's URL) is used only when there is no store.
+    pub fn new(jwt: Jwt, store: Option<Arc<dyn Store>>, remote: Option<&str>) -> Self {
         Self {
             jwt,
+            remote: remote.filter(|_| store.is_none()).map(Remote::new),
             store,
             sessions: TtlCache::new(CACHE_TTL, CACHE_CAPACITY),
             keys: TtlCache::new(CACHE_TTL, CACHE_CAPACITY),
+            remote_keys: TtlCache::new(CACHE_TTL, CACHE_CAPACITY),
         }
     }
 
@@ -206,7 +215,7 @@ impl Authenticator {
             TokenError::Expired => AuthError::Expired,
             TokenError::Invalid => AuthError::InvalidToken,
         })?;
-        if self.session_revoked(claims.sid).await? {
+        if self.session_revoked(claims.sid, token).await? {
             return Err(AuthError::Revoked);
         }
         Ok(Principal {
@@ -218,13 +227,24 @@ impl Authenticator {
         })
     }
 
-    async fn session_revoked(&self, sid: Uuid) -> Result<bool, AuthError> {
-        let Some(store) = &self.store else {
-            return Ok(false);
-        };
+    /// Whether the session of a verified token has ended: from the store, else from backend-api
+    /// (asked with the token itself), else (no way to know) not.
+    async fn session_revoked(&self, sid: Uuid, token: &str) -> Result<bool, AuthError> {
         if let Some(revoked) = self.sessions.get(&sid) {
             return Ok(revoked);
         }
+        let Some(store) = &self.store else {
+            let Some(remote) = &self.remote else {
+                return Ok(false);
+            };
+            let revoked = match remote.introspect(token).await {
+                Ok(_) => false,
+                Err(AuthError::Revoked) => true,
+                Err(other) => return Err(other),
+            };
+            self.sessions.put(sid, revoked);
+            return Ok(revoked);
+        };
         let session = store
             .accounts()
             .session(sid)
@@ -244,7 +264,7 @@ impl Authenticator {
             Some(cached) => cached,
             None => {
                 let Some(store) = &self.store else {
-                    return Err(AuthError::InvalidKey);
+                    return self.remote_key(key, hash).await;
                 };
                 let found = store
                     .accounts()
@@ -268,6 +288,21 @@ impl Authenticator {
                 scopes: owner.key.scopes,
             },
         })
+    }
+
+    /// An API key checked by backend-api; definite answers are cached, outages are not.
+    async fn remote_key(&self, key: &str, hash: String) -> Result<Principal, AuthError> {
+        if let Some(cached) = self.remote_keys.get(&hash) {
+            return cached;
+        }
+        let Some(remote) = &self.remote else {
+            return Err(AuthError::InvalidKey);
+        };
+        let answer = remote.introspect(key).await;
+        if answer != Err(AuthError::Unavailable) {
+            self.remote_keys.put(hash, answer.clone());
+        }
+        answer
     }
 
     /// Forget what is cached about a session (this instance revoked it).

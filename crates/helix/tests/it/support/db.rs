@@ -24,6 +24,29 @@ impl Raw {
         }
     }
 
+    /// One integer (a `COUNT(*)`, say), read beside Helix.
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        match self {
+            Raw::Sqlite(url) => {
+                let mut conn = SqliteConnection::connect(url).await.expect("sqlite");
+                sqlx::query_scalar(sql)
+                    .fetch_one(&mut conn)
+                    .await
+                    .expect(sql)
+            }
+            Raw::Postgres { url, schema } => {
+                let mut conn = PgConnection::connect(url).await.expect("postgres");
+                conn.execute(format!("SET search_path TO \"{schema}\"").as_str())
+                    .await
+                    .expect("search_path");
+                sqlx::query_scalar(sql)
+                    .fetch_one(&mut conn)
+                    .await
+                    .expect(sql)
+            }
+        }
+    }
+
     pub async fn exec(&self, sql: &str) {
         match self {
             Raw::Sqlite(url) => {

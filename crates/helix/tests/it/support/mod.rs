@@ -5,6 +5,21 @@ pub mod bin;
 pub mod db;
 pub mod proxy;
 pub mod spawn_app;
+pub mod stripe;
+pub mod users;
 
 pub use backends::TestBackends;
 pub use spawn_app::spawn_app;
+
+/// Poll `check` until it holds; fail the test naming `what` after 20 s. For effects that cross
+/// the bus, which arrive a little after the request that caused them.
+pub async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !check().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} never happened"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

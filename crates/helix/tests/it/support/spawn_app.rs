@@ -74,9 +74,14 @@ pub async fn spawn_app_with(
 
 /// Start another service of the same deployment beside `app`, sharing its bus (so an in-process
 /// bus is really shared) and, if it declares one, its database.
-pub async fn spawn_sibling(app: &TestApp, service: &str) -> TestApp {
-    let config =
-        Config::from_parts(app.env.clone(), None, None).expect("test configuration is valid");
+pub async fn spawn_sibling(app: &TestApp, service: &str, extra: &[(&str, &str)]) -> TestApp {
+    let mut env = app.env.clone();
+    env.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    let config = Config::from_parts(env.clone(), None, None).expect("test configuration is valid");
     let spec = catalog::find(service).expect("a catalog service");
     let deployment = Deployment::plan(
         &config,
@@ -93,6 +98,7 @@ pub async fn spawn_sibling(app: &TestApp, service: &str) -> TestApp {
         &planned.config,
         app.state.store().cloned(),
         app.state.bus().cloned(),
+        None,
     );
     let router = helix::services::router(state.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -110,7 +116,7 @@ pub async fn spawn_sibling(app: &TestApp, service: &str) -> TestApp {
         client: reqwest::Client::new(),
         state,
         backends,
-        env: app.env.clone(),
+        env,
         shutdown,
     }
 }
