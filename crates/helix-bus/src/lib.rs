@@ -3,6 +3,8 @@
 //! Owns what services and instances share at run time:
 //! - [`PubSub`]: fire-and-forget channels such as `consciousness:stream`, `service:health`,
 //!   `agent:coordination`, `conversation:<id>`;
+//! - [`History`]: a bounded, replayable log per channel (offsets and an epoch), appended and
+//!   published in one step, so a client that reconnects gets exactly what it missed;
 //! - [`JobQueue`]: a durable, at-least-once queue with leases and fencing tokens;
 //! - [`KeyValue`]: small shared state with optional expiry (a maintenance flag, a session marker);
 //! - [`RateLimiter`]: sliding-window rate limits whose counts every instance shares (the
@@ -26,12 +28,14 @@ use bytes::Bytes;
 
 mod error;
 mod fanout;
+pub mod history;
 pub mod kv;
 pub mod memory;
 pub mod rate;
 pub mod redis;
 
 pub use error::BusError;
+pub use history::{Envelope, History, Position, Replay, Retention, Since};
 pub use kv::KeyValue;
 pub use memory::MemoryBus;
 pub use rate::{RateDecision, RateLimiter};
@@ -186,7 +190,7 @@ pub trait JobQueue: Send + Sync + 'static {
 
 /// The bus every service holds as `Arc<dyn Bus>`: channels, queues, key/value and rate limits.
 #[async_trait]
-pub trait Bus: PubSub + JobQueue + KeyValue + RateLimiter {
+pub trait Bus: PubSub + History + JobQueue + KeyValue + RateLimiter {
     fn backend(&self) -> Backend;
 
     /// A password-free description (`redis 127.0.0.1:6379/0`, `memory`).

@@ -1,14 +1,15 @@
 //! The in-process bus, the embedded default when no `REDIS_URL` is set.
 //!
 //! Owns, for one process only: the channel → subscribers fan-out ([`FanOut`]), every job
-//! queue's state ([`queue::QueueState`]), the key/value map (`kv`) and the rate counters
-//! (`rate`), the last two swept of expired entries as they are used (`expiring`). Nothing is
+//! queue's state ([`queue::QueueState`]), the channel logs (`history`), the key/value map (`kv`)
+//! and the rate counters (`rate`), the last two swept of expired entries as they are used (`expiring`). Nothing is
 //! serialised: a published payload is a [`Bytes`] cloned (a reference count) into each
 //! subscriber's buffer. Nothing survives a restart, and two `MemoryBus` values never see each
 //! other (channels, queues, keys and rate counts alike), so the `prefix` option has no effect
 //! here. Time is `tokio::time::Instant`, so tests can pause it.
 
 mod expiring;
+mod history;
 mod kv;
 mod queue;
 mod rate;
@@ -45,6 +46,9 @@ pub struct MemoryBus {
     /// `.await`, and a burst of rate checks should not wait behind queue work.
     kv: Mutex<Expiring<Bytes>>,
     rates: Mutex<RateCounters>,
+    /// Why a std mutex: an append updates one log and fans out without an `.await`; it is taken
+    /// before `channels` (never the other way round) so offsets reach subscribers in order.
+    logs: Mutex<history::Logs>,
     buffer: usize,
     /// Set once by `close`; checked first by every call.
     closed: AtomicBool,
@@ -63,6 +67,7 @@ impl MemoryBus {
             queues: Mutex::default(),
             kv: Mutex::default(),
             rates: Mutex::new(RateCounters::new(Instant::now())),
+            logs: Mutex::default(),
             buffer: options.subscription_buffer.max(1),
             closed: AtomicBool::new(false),
         }
@@ -225,5 +230,6 @@ impl Bus for MemoryBus {
         lock(&self.queues).clear();
         lock(&self.kv).clear();
         lock(&self.rates).clear();
+        lock(&self.logs).clear();
     }
 }

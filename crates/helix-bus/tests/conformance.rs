@@ -1,5 +1,6 @@
 //! The `Bus` contract, written once and run on every backend: `PubSub` and `JobQueue` here,
-//! `KeyValue` and `RateLimiter` in `conformance/state.rs` (tests named `state::…`).
+//! `KeyValue` and `RateLimiter` in `conformance/state.rs` (tests named `state::…`), `History` in
+//! `conformance/history.rs` (`history::…`).
 //!
 //! Each test listed in `on_every_backend!` (see `conformance/support.rs`) runs twice:
 //! `memory::<name>` on a fresh in-process bus, and `redis::<name>` on the Redis named by
@@ -27,6 +28,9 @@ mod support;
 // After `support`, so its macros are in scope there.
 #[path = "conformance/state.rs"]
 mod state;
+
+#[path = "conformance/history.rs"]
+mod history;
 
 use support::{eventually, next_event, next_payload, Engine, Fixture, PATIENCE};
 

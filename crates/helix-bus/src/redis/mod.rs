@@ -3,8 +3,8 @@
 //!
 //! Owns two kinds of connection per bus, both named `helix-bus` in `CLIENT LIST`:
 //! - one shared command connection (a [`ConnectionManager`]: multiplexed, reconnects on its own)
-//!   for `PUBLISH`, `PING`, the queue scripts ([`queue`]), key/value commands (`kv`) and the
-//!   rate limit script (`rate`);
+//!   for `PUBLISH`, `PING`, the queue scripts ([`queue`]), the channel history scripts
+//!   (`history`), key/value commands (`kv`) and the rate limit script (`rate`);
 //! - one dedicated pub/sub connection owned by a background task ([`pubsub`]) that fans
 //!   messages out to local subscribers and resubscribes after a reconnect.
 //!
@@ -13,6 +13,7 @@
 //! Needs Redis 6 or later (RESP3).
 
 mod connect;
+mod history;
 mod kv;
 mod pubsub;
 mod queue;
@@ -32,6 +33,7 @@ use crate::{
     Backend, Bus, BusError, BusOptions, JobQueue, Lease, PubSub, QueueStats, Subscription,
 };
 use connect::{bus_error, Endpoint, Link};
+use history::RedisLogs;
 use pubsub::PubSubHandle;
 use queue::RedisQueues;
 use rate::RedisRates;
@@ -47,6 +49,7 @@ pub struct RedisBus {
     pubsub: PubSubHandle,
     queues: RedisQueues,
     rates: RedisRates,
+    logs: RedisLogs,
     prefix: String,
     target: String,
     description: String,
@@ -89,6 +92,7 @@ impl RedisBus {
             pubsub,
             queues: RedisQueues::new(&options.prefix),
             rates: RedisRates::new(&options.prefix),
+            logs: RedisLogs::new(&options.prefix),
             prefix: options.prefix.clone(),
             target: endpoint.target,
             description: endpoint.description,
