@@ -141,27 +141,28 @@ async fn set_up(target: &Target, args: &ChatArgs) -> Result<Vec<Chat>> {
         .map(|n| {
             let token = tokens[n % tokens.len()].clone();
             async move {
-                let body = json!({"title": format!("bench {n}")});
-                let request = RequestTemplate::post_json(target, "/api/conversations", &body)?
-                    .bearer(&token)?;
-                let response = setup::expect(
-                    target,
-                    &request,
-                    StatusCode::CREATED,
-                    "creating a conversation",
-                )
-                .await?;
-                let created: Created =
-                    serde_json::from_slice(&response.body).context("a conversation id")?;
-                Ok(Chat {
-                    id: created.id,
-                    token,
-                })
+                let id = create_conversation(target, &token, &format!("bench {n}")).await?;
+                Ok(Chat { id, token })
             }
         })
         .buffer_unordered(SETUP_CONCURRENCY)
         .try_collect()
         .await
+}
+
+/// `POST /api/conversations` as the holder of `token`; the new conversation's id.
+pub async fn create_conversation(target: &Target, token: &str, title: &str) -> Result<String> {
+    let body = json!({ "title": title });
+    let request = RequestTemplate::post_json(target, "/api/conversations", &body)?.bearer(token)?;
+    let response = setup::expect(
+        target,
+        &request,
+        StatusCode::CREATED,
+        "creating a conversation",
+    )
+    .await?;
+    let created: Created = serde_json::from_slice(&response.body).context("a conversation id")?;
+    Ok(created.id)
 }
 
 /// Append `per_chat` messages to every conversation before a read benchmark.

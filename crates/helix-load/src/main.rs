@@ -1,8 +1,9 @@
 //! `helix-load`: the load generator behind the backend-api benchmarks in `docs/benchmarks.md`.
 //!
 //! `me`, `login`, `append`, `messages` and `ucf` drive a running backend-api over plain HTTP/1.1;
-//! `hash` times the server's Argon2id parameters on this machine, which bounds how many logins per
-//! second a core can serve.
+//! `ws-idle`, `ws-broadcast`, `ws-rooms` and `ws-storm` drive websocket-streaming over WebSockets
+//! (see [`ws`]); `hash` times the server's Argon2id parameters on this machine, which bounds how
+//! many logins per second a core can serve.
 
 mod chat;
 mod cpu;
@@ -16,6 +17,7 @@ mod setup;
 mod stats;
 mod target;
 mod ucf;
+mod ws;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -48,6 +50,14 @@ enum Command {
     Messages(ChatArgs),
     /// Post batches of UCF samples as an admin.
     Ucf(UcfArgs),
+    /// Hold N idle authenticated WebSockets open; the server's memory per connection.
+    WsIdle(ws::idle::IdleArgs),
+    /// N WebSockets subscribed to consciousness:stream; an admin publishes timed messages.
+    WsBroadcast(ws::broadcast::BroadcastArgs),
+    /// Two WebSockets per conversation channel; each room's first publishes at a fixed total rate.
+    WsRooms(ws::rooms::RoomsArgs),
+    /// Every client disconnects, then resumes with `since`: checks recovery is gap-free.
+    WsStorm(ws::storm::StormArgs),
 }
 
 #[derive(Args)]
@@ -156,15 +166,20 @@ impl LoadArgs {
     }
 
     fn runtime(&self) -> Result<tokio::runtime::Runtime> {
-        let mut builder = tokio::runtime::Builder::new_multi_thread();
-        if let Some(threads) = self.threads {
-            if threads == 0 {
-                bail!("--threads must be at least 1");
-            }
-            builder.worker_threads(threads);
-        }
-        Ok(builder.enable_all().build()?)
+        runtime(self.threads)
     }
+}
+
+/// The client runtime: `threads` workers, or one per core.
+fn runtime(threads: Option<usize>) -> Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = threads {
+        if threads == 0 {
+            bail!("--threads must be at least 1");
+        }
+        builder.worker_threads(threads);
+    }
+    Ok(builder.enable_all().build()?)
 }
 
 fn seconds(flag: &str, value: f64, min: f64, max: f64) -> Result<Duration> {
@@ -196,6 +211,22 @@ fn main() -> ExitCode {
             .load
             .runtime()
             .and_then(|rt| rt.block_on(ucf::run(args))),
+        Command::WsIdle(args) => args
+            .ws
+            .runtime()
+            .and_then(|rt| rt.block_on(ws::idle::run(args))),
+        Command::WsBroadcast(args) => args
+            .ws
+            .runtime()
+            .and_then(|rt| rt.block_on(ws::broadcast::run(args))),
+        Command::WsRooms(args) => args
+            .ws
+            .runtime()
+            .and_then(|rt| rt.block_on(ws::rooms::run(args))),
+        Command::WsStorm(args) => args
+            .ws
+            .runtime()
+            .and_then(|rt| rt.block_on(ws::storm::run(args))),
         // No runtime: hashing runs on this thread alone, so process CPU time is its CPU time.
         Command::Hash(args) => hash::run(&args),
     };

@@ -50,7 +50,7 @@ pub async fn run(args: MeArgs) -> Result<()> {
 }
 
 /// A JWT that expires mid-run turns the rest of the run into 401s; say so up front.
-fn warn_if_token_expires(expires_in: Option<u64>, run_secs: f64) {
+pub fn warn_if_token_expires(expires_in: Option<u64>, run_secs: f64) {
     if let Some(expires_in) = expires_in {
         if (expires_in as f64) < run_secs {
             eprintln!(

@@ -138,7 +138,7 @@ fn print_rate(target: f64, result: &RunResult) -> bool {
     sustained
 }
 
-fn percentiles(histogram: &Histogram<u64>) -> String {
+pub fn percentiles(histogram: &Histogram<u64>) -> String {
     if histogram.is_empty() {
         return "no 2xx responses".to_owned();
     }
@@ -153,7 +153,7 @@ fn percentiles(histogram: &Histogram<u64>) -> String {
     )
 }
 
-fn latency_fields(histogram: &Histogram<u64>) -> Map<String, Value> {
+pub fn latency_fields(histogram: &Histogram<u64>) -> Map<String, Value> {
     let mut fields = Map::new();
     let quantiles = [
         ("p50_ms", 0.5),
@@ -171,11 +171,11 @@ fn latency_fields(histogram: &Histogram<u64>) -> Map<String, Value> {
     fields
 }
 
-fn ms(micros: u64) -> f64 {
+pub fn ms(micros: u64) -> f64 {
     micros as f64 / 1000.0
 }
 
-fn round(value: f64, decimals: i32) -> f64 {
+pub fn round(value: f64, decimals: i32) -> f64 {
     let scale = 10f64.powi(decimals);
     (value * scale).round() / scale
 }

@@ -27,7 +27,7 @@ pub async fn run(args: UcfArgs) -> Result<()> {
     }
     let plan = args.load.plan()?;
     let target = Target::resolve(&args.load.url).await?;
-    let token = admin_token(&target, &args).await?;
+    let token = admin_token(&target, &args.admin_email, &args.admin_password).await?;
     let samples: Vec<_> = (0..args.batch)
         .map(|n| {
             json!({
@@ -62,8 +62,8 @@ pub async fn run(args: UcfArgs) -> Result<()> {
 }
 
 /// Sign up the admin account, or log in when it exists from an earlier run.
-async fn admin_token(target: &Target, args: &UcfArgs) -> Result<String> {
-    let credentials = json!({"email": args.admin_email, "password": args.admin_password});
+pub async fn admin_token(target: &Target, email: &str, password: &str) -> Result<String> {
+    let credentials = json!({"email": email, "password": password});
     let mut signup = credentials.clone();
     signup["display_name"] = json!("helix-load admin");
     let request = RequestTemplate::post_json(target, "/api/auth/signup", &signup)?;

@@ -65,10 +65,12 @@ impl App {
                                 addr: addr.clone(),
                                 reason: e.to_string(),
                             })?;
+                    let state = self.state(planned);
                     Unit::Http {
                         name,
                         listener,
-                        router: self.router(planned),
+                        router: services::router(state.clone()),
+                        state,
                     }
                 }
                 None => Unit::Background {

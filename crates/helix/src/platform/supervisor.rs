@@ -9,6 +9,8 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::services::ServiceState;
+
 /// One thing to run.
 pub enum Unit {
     /// An HTTP service on an already-bound listener (so tests can bind port 0).
@@ -16,6 +18,9 @@ pub enum Unit {
         name: &'static str,
         listener: TcpListener,
         router: Router,
+        /// The service's state: its long-lived connections are drained before it counts as
+        /// stopped.
+        state: ServiceState,
     },
     /// A service without HTTP (worker, beat): a future that returns when the token is cancelled.
     Background {
@@ -45,6 +50,26 @@ pub async fn serve(
         .await
 }
 
+/// Serve one service's router; once shutdown begins, tell its long-lived connections to close
+/// (at once, while in-flight requests finish) and wait for them too.
+async fn serve_and_drain(
+    listener: TcpListener,
+    router: Router,
+    state: ServiceState,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let stopping = state.stopping().clone();
+    let signal = shutdown.clone();
+    let (served, ()) = tokio::join!(serve(listener, router, shutdown), async move {
+        signal.cancelled().await;
+        stopping.cancel();
+    });
+    served?;
+    state.tasks().close();
+    state.tasks().wait().await;
+    Ok(())
+}
+
 /// Run every unit until `shutdown` is cancelled or one of them stops. Returns an error naming
 /// the first unit that failed. After cancellation units get `grace` to finish, then are aborted.
 pub async fn run(
@@ -59,8 +84,11 @@ pub async fn run(
         let token = shutdown.clone();
         let future: BoxFuture<'static, anyhow::Result<()>> = match unit {
             Unit::Http {
-                listener, router, ..
-            } => Box::pin(async move { Ok(serve(listener, router, token).await?) }),
+                listener,
+                router,
+                state,
+                ..
+            } => Box::pin(serve_and_drain(listener, router, state, token)),
             Unit::Background { task, .. } => task,
         };
         set.spawn(async move { (name, future.await) });

@@ -70,6 +70,7 @@ fn own_routes(state: &ServiceState) -> Router<ServiceState> {
     match state.spec().name {
         "backend-api" => backend_api::routes(state.env()),
         "service-integration" => service_integration::routes(state),
+        "websocket-streaming" => websocket_streaming::routes(state),
         _ => Router::new(),
     }
 }

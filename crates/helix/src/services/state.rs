@@ -10,6 +10,8 @@ use helix_bus::Bus;
 use helix_store::Store;
 
 use secrecy::ExposeSecret;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::config::{ServiceConfig, ServiceEnv};
 use crate::platform::catalog::ServiceSpec;
@@ -42,6 +44,10 @@ struct Inner {
     leases: Leases,
     /// Present when the service meters calls (see `shared::usage`).
     usage: Option<UsageRecorder>,
+    /// Cancelled when the service starts stopping: long-lived connections (WebSockets) close.
+    stopping: CancellationToken,
+    /// Those connections' tasks, which the service waits for before it counts as stopped.
+    tasks: TaskTracker,
 }
 
 impl ServiceState {
@@ -75,7 +81,19 @@ impl ServiceState {
             leases: Leases::default(),
             usage: usage.filter(|_| store.is_some()),
             store,
+            stopping: CancellationToken::new(),
+            tasks: TaskTracker::new(),
         }))
+    }
+
+    /// Cancelled when the service starts stopping.
+    pub fn stopping(&self) -> &CancellationToken {
+        &self.0.stopping
+    }
+
+    /// Tasks that outlive the request that started them (WebSocket connections).
+    pub fn tasks(&self) -> &TaskTracker {
+        &self.0.tasks
     }
 
     /// The usage recorder, when the service meters calls.

@@ -61,6 +61,11 @@ impl HttpMetrics {
         }
     }
 
+    /// The service's registry, for the metrics a service adds of its own.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// Everything in the Prometheus text exposition format.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();

@@ -92,7 +92,7 @@ async fn two_clients_share_a_conversation_and_every_append_is_published() {
         let Event::Message(message) = event else {
             panic!("unexpected {event:?}");
         };
-        let published: Value = serde_json::from_slice(&message.payload).unwrap();
+        let published: Value = crate::support::published_json(&message.payload);
         assert_eq!(published["type"], "message.created");
         assert_eq!(published["seq"], expected);
         assert_eq!(published["message"]["conversation_id"], id.as_str());

@@ -11,6 +11,7 @@ mod health;
 mod isolation;
 mod logs;
 mod quotas;
+mod realtime;
 mod service_health;
 mod stripe;
 mod support;

@@ -95,7 +95,7 @@ async fn every_service_is_watched_and_changes_are_published() {
             let Some(Event::Message(m)) = changes.recv().await else {
                 continue;
             };
-            let event: Value = serde_json::from_slice(&m.payload).unwrap();
+            let event: Value = crate::support::published_json(&m.payload);
             if event["service"] == "dashboard" && event["status"] == "down" {
                 return event;
             }

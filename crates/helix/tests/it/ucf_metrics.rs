@@ -45,7 +45,7 @@ async fn samples_are_stored_kept_as_latest_and_published() {
     let Event::Message(message) = event else {
         panic!("unexpected {event:?}");
     };
-    let published: Value = serde_json::from_slice(&message.payload).unwrap();
+    let published: Value = crate::support::published_json(&message.payload);
     assert_eq!(published["agent_id"], "kael");
     assert_eq!(published["ucf_metrics"]["harmony"], 0.5);
     let (status, latest) = app.get_as("/api/metrics/latest", &admin).await;

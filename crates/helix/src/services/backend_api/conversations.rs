@@ -376,7 +376,11 @@ async fn publish(state: &ServiceState, message: &MessageOut, body: &[u8]) {
     event.push(b'}');
     let payload = Bytes::from(event);
     if let Err(error) = bus
-        .publish(&channel(message.conversation_id), payload)
+        .append(
+            &channel(message.conversation_id),
+            payload,
+            &helix_bus::Retention::default(),
+        )
         .await
     {
         tracing::warn!(conversation = %message.conversation_id, seq = message.seq, %error,

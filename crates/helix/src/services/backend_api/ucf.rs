@@ -16,7 +16,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use bytes::Bytes;
 use chrono::{DateTime, TimeDelta, Utc};
-use helix_bus::Bus;
+use helix_bus::{Bus, Retention};
 use helix_store::ucf::{HistoryQuery, UcfPoint, UcfSample};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -163,16 +163,9 @@ pub async fn latest(
 ) -> Result<Json<Sample>, ApiError> {
     principal.require(Scope::Read)?;
     let Query(query) = query.map_err(|e| ApiError::unprocessable("query", &e.body_text()))?;
-    let key = latest_key(query.agent_id.as_deref());
     if let Some(bus) = state.bus() {
-        match bus.get(&key).await {
-            Ok(Some(bytes)) => {
-                if let Ok(sample) = serde_json::from_slice::<Sample>(&bytes) {
-                    return Ok(Json(sample));
-                }
-            }
-            Ok(None) => {}
-            Err(error) => tracing::warn!(%error, "reading the latest UCF sample from the bus"),
+        if let Some(sample) = latest_on_bus(&**bus, query.agent_id.as_deref()).await {
+            return Ok(Json(sample));
         }
     }
     let found = store(&state)?
@@ -187,6 +180,17 @@ pub async fn latest(
             "no sample recorded yet",
         )
     })
+}
+
+/// The latest sample as kept on the bus (`None` when missing, unreadable or unreachable).
+pub(crate) async fn latest_on_bus(bus: &dyn Bus, agent_id: Option<&str>) -> Option<Sample> {
+    match bus.get(&latest_key(agent_id)).await {
+        Ok(bytes) => bytes.and_then(|b| serde_json::from_slice::<Sample>(&b).ok()),
+        Err(error) => {
+            tracing::warn!(%error, "reading the latest UCF sample from the bus");
+            None
+        }
+    }
 }
 
 /// History averaged into buckets, at most 1000 points.
@@ -262,7 +266,7 @@ async fn ingest(
         .await
         .map_err(ApiError::store)?;
     if let Some(bus) = state.bus() {
-        announce(&**bus, &rows).await;
+        announce(&**bus, &rows, &Retention::default()).await;
     }
     Ok((
         StatusCode::CREATED,
@@ -275,7 +279,7 @@ async fn ingest(
 /// Keep the newest sample as latest (overall and for each agent of the batch) and publish every
 /// sample. After the commit and best-effort: a failure is logged; the history has the sample
 /// either way.
-async fn announce(bus: &dyn Bus, rows: &[UcfSample]) {
+pub(crate) async fn announce(bus: &dyn Bus, rows: &[UcfSample], retention: &Retention) {
     let shaped: Vec<Sample> = rows.iter().cloned().map(Sample::from).collect();
     let payloads: Vec<Bytes> = shaped
         .iter()
@@ -295,13 +299,14 @@ async fn announce(bus: &dyn Bus, rows: &[UcfSample]) {
         .map(|(agent, &i)| keep_if_newer(bus, latest_key(*agent), rows[i].at_us, &payloads[i]));
     let publishes = payloads
         .iter()
-        .map(|p| bus.publish(STREAM_CHANNEL, p.clone()));
+        .map(|p| bus.append(STREAM_CHANNEL, p.clone(), retention));
     let results = futures::future::join(
         futures::future::join_all(latest),
         futures::future::join_all(publishes),
     )
     .await;
-    for result in results.0.into_iter().chain(results.1) {
+    let appended = results.1.into_iter().map(|r| r.map(|_| ()));
+    for result in results.0.into_iter().chain(appended) {
         if let Err(error) = result {
             tracing::warn!(%error, "announcing a UCF sample failed");
         }
@@ -327,7 +332,7 @@ async fn keep_if_newer(
     bus.set(&key, payload.clone(), None).await
 }
 
-fn latest_key(agent_id: Option<&str>) -> String {
+pub(crate) fn latest_key(agent_id: Option<&str>) -> String {
     match agent_id {
         Some(agent) => format!("ucf:latest:{agent}"),
         None => "ucf:latest".into(),
@@ -335,7 +340,7 @@ fn latest_key(agent_id: Option<&str>) -> String {
 }
 
 /// A valid sample as a row; 422 naming the value (and, in a batch, the sample's index).
-fn checked(s: &Sample, now: DateTime<Utc>, index: usize) -> Result<UcfSample, ApiError> {
+pub(crate) fn checked(s: &Sample, now: DateTime<Utc>, index: usize) -> Result<UcfSample, ApiError> {
     let field = |name: &str| {
         if index == 0 {
             name.to_owned()

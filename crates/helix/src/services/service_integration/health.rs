@@ -201,7 +201,14 @@ async fn announce(bus: &dyn Bus, changed: &[ServiceHealth]) {
     for entry in changed {
         let mut event = serde_json::to_value(entry).expect("an entry serialises");
         event["type"] = "service.health".into();
-        if let Err(error) = bus.publish(CHANNEL, event.to_string().into()).await {
+        if let Err(error) = bus
+            .append(
+                CHANNEL,
+                event.to_string().into(),
+                &helix_bus::Retention::default(),
+            )
+            .await
+        {
             tracing::warn!(service = entry.service, %error, "could not publish a health change");
         }
     }

@@ -76,6 +76,16 @@ impl Jwt {
         }
     }
 
+    /// The same keys issuing tokens that live `ttl` (short-lived tokens for tests and tools).
+    pub fn with_ttl(&self, ttl: Duration) -> Self {
+        Self {
+            encoding: self.encoding.clone(),
+            decoding: self.decoding.clone(),
+            validation: self.validation.clone(),
+            ttl,
+        }
+    }
+
     /// How long an issued token lives.
     pub fn ttl(&self) -> Duration {
         self.ttl

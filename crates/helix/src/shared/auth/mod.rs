@@ -210,6 +210,24 @@ impl Authenticator {
         }
     }
 
+    /// Authenticate a bare credential (a JWT or an `hx_` key) that did not come in a header,
+    /// as the WebSocket hub receives it; also when it stops being valid (Unix seconds; `None`
+    /// for API keys, which are re-checked only when a connection presents a new credential).
+    pub async fn authenticate_credential(
+        &self,
+        credential: &str,
+    ) -> Result<(Principal, Option<i64>), AuthError> {
+        let credential = credential.trim();
+        if credential.is_empty() {
+            return Err(AuthError::Missing);
+        }
+        if api_key::looks_like_key(credential) {
+            return Ok((self.api_key(credential).await?, None));
+        }
+        let expires = self.jwt.verify(credential).map(|c| c.exp).ok();
+        Ok((self.token(credential).await?, expires))
+    }
+
     async fn token(&self, token: &str) -> Result<Principal, AuthError> {
         let claims = self.jwt.verify(token).map_err(|e| match e {
             TokenError::Expired => AuthError::Expired,

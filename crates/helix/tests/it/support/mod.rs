@@ -7,6 +7,7 @@ pub mod proxy;
 pub mod spawn_app;
 pub mod stripe;
 pub mod users;
+pub mod ws;
 
 pub use backends::TestBackends;
 pub use spawn_app::spawn_app;
@@ -22,4 +23,12 @@ pub async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+}
+
+/// The JSON a service published on a channel through its history (the payload of the
+/// envelope, which must carry an offset).
+pub fn published_json(payload: &bytes::Bytes) -> serde_json::Value {
+    let envelope = helix_bus::Envelope::parse(payload).expect("published through the history");
+    assert!(envelope.offset > 0, "an offset");
+    serde_json::from_slice(&envelope.data).expect("JSON data")
 }

@@ -183,8 +183,16 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// Begin stopping as on SIGTERM: long-lived connections drain, the listener closes.
+    pub fn stop(&self) {
+        self.state.stopping().cancel();
+        self.shutdown.cancel();
+    }
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
-        self.shutdown.cancel();
+        self.stop();
     }
 }
