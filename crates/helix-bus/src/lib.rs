@@ -117,6 +117,11 @@ impl Subscription {
         Self { rx, _guard: guard }
     }
 
+    /// The next event if one is already waiting (`None` when none is, or the bus is closed).
+    pub fn try_recv(&mut self) -> Option<Event> {
+        self.rx.try_recv().ok()
+    }
+
     /// The next event, or `None` once the bus is closed.
     pub async fn recv(&mut self) -> Option<Event> {
         self.rx.recv().await
@@ -202,6 +207,12 @@ pub trait Bus: PubSub + History + JobQueue + KeyValue + RateLimiter {
     /// Stop background tasks; open subscriptions end and later calls fail with
     /// [`BusError::Unavailable`].
     async fn close(&self);
+
+    /// `CLIENT ID` of the connection that receives this bus's channel messages, where there is
+    /// one (Redis), to find it in `CLIENT LIST`.
+    fn pubsub_client_id(&self) -> Option<i64> {
+        None
+    }
 }
 
 /// Open a bus: `None` → in-process memory bus; `redis://` or `rediss://` → Redis. Any other

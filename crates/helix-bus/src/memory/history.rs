@@ -3,7 +3,7 @@
 //!
 //! Times are the wall clock (envelopes carry Unix milliseconds, as on Redis). A channel whose log
 //! is empty and whose last append is older than [`META_TTL`] is forgotten, epoch and all, by a
-//! sweep that runs every [`SWEEP_EVERY`] appends.
+//! sweep that runs every [`SWEEP_EVERY`] appends and first drops every entry past its age.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -20,6 +20,8 @@ const SWEEP_EVERY: u64 = 4096;
 
 /// One channel's log.
 struct Log {
+    /// The retention of the last append, which the sweep applies too.
+    retention: Retention,
     epoch: String,
     last: u64,
     last_append_ms: u64,
@@ -53,10 +55,15 @@ pub(super) struct Logs {
 }
 
 impl Logs {
+    /// Drop entries past their age everywhere (a channel nobody writes or reads again would
+    /// otherwise keep them for good), then channels idle past [`META_TTL`].
     fn sweep(&mut self, now_ms: u64) {
         let idle_ms = META_TTL.as_millis() as u64;
-        self.channels
-            .retain(|_, log| !log.entries.is_empty() || log.last_append_ms + idle_ms > now_ms);
+        self.channels.retain(|_, log| {
+            let retention = log.retention;
+            log.trim(now_ms, &retention);
+            !log.entries.is_empty() || log.last_append_ms + idle_ms > now_ms
+        });
     }
 
     pub(super) fn clear(&mut self) {
@@ -89,6 +96,7 @@ impl History for MemoryBus {
             .channels
             .entry(channel.to_owned())
             .or_insert_with(|| Log {
+                retention: *retention,
                 epoch: new_epoch(),
                 last: 0,
                 last_append_ms: now,
@@ -96,6 +104,7 @@ impl History for MemoryBus {
             });
         log.last += 1;
         log.last_append_ms = now;
+        log.retention = *retention;
         let envelope = Envelope {
             epoch: log.epoch.clone(),
             offset: log.last,

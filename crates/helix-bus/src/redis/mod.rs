@@ -255,6 +255,10 @@ impl Bus for RedisBus {
         }
     }
 
+    fn pubsub_client_id(&self) -> Option<i64> {
+        self.pubsub.client_id()
+    }
+
     async fn close(&self) {
         self.cancel.cancel();
         let tasks = {

@@ -43,6 +43,10 @@ impl Track {
     /// Account for a `message` frame.
     pub fn observe(&mut self, epoch: &str, offset: u64) -> Seen {
         self.received += 1;
+        // A channel that had no message yet has no epoch: its first message names it.
+        if self.epoch.is_empty() && self.last == 0 {
+            self.epoch = epoch.to_owned();
+        }
         if epoch != self.epoch {
             // Offsets of different epochs are not comparable: follow the new one from here.
             self.epoch_changes += 1;

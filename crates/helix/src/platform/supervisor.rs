@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use axum::Router;
 use futures::future::BoxFuture;
 use tokio::net::TcpListener;
@@ -45,6 +46,13 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     // Connection info gives handlers the peer address (audit entries, per-IP rate limits).
     let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    // Why no Nagle: a WebSocket push or a small response must leave at once, not wait for the
+    // peer's (delayed) acknowledgement of the previous one.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "could not set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, service)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await

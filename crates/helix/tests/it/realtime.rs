@@ -540,3 +540,66 @@ async fn two_instances_deliver_every_message_to_every_subscriber_once() {
         still_open(client).await;
     }
 }
+
+#[tokio::test]
+async fn messages_published_while_the_bus_reconnects_are_recovered_in_order() {
+    let hub = hub(&[]).await;
+    let Some(redis_url) = hub.api.backends.redis_url.clone() else {
+        eprintln!("note: HELIX_TEST_REDIS_URL is unset; the bus cannot be interrupted in process");
+        return;
+    };
+    let user = users::signup(&hub.api, "ada").await;
+    let mut client = Client::connect(&hub.ws, &user.jwt).await;
+    let base = client.subscribe(STREAM).await["offset"].as_u64().unwrap();
+    publish(&hub, STREAM, json!({"n": 1})).await;
+    expect_message(&mut client, STREAM, base + 1).await;
+
+    // Cut the hub's pub/sub connection; publishes go on through the command connection, so
+    // they land in the history while no live message can arrive.
+    let bus = hub.ws.state.bus().expect("a bus");
+    let id = bus.pubsub_client_id().expect("a pub/sub connection");
+    let mut raw = redis::Client::open(redis_url.as_str())
+        .expect("a Redis URL")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("a Redis connection");
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("ID")
+        .arg(id)
+        .query_async(&mut raw)
+        .await
+        .expect("CLIENT KILL");
+    assert_eq!(killed, 1);
+    for n in 2..=6 {
+        publish(&hub, STREAM, json!({"n": n})).await;
+    }
+    for n in 2..=6 {
+        let frame = expect_message(&mut client, STREAM, base + n).await;
+        assert_eq!(frame["data"]["n"], n);
+    }
+    still_open(&mut client).await;
+    let metrics = hub.ws.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("helix_ws_recoveries_total{service=\"websocket-streaming\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn credentials_that_cannot_be_checked_get_try_again_later_not_unauthorized() {
+    let (api, _admin) = crate::admin::with_admin(crate::support::TestBackends::new(), &[]).await;
+    let user = users::signup(&api, "ada").await;
+    let key = users::key(&api, &user, &["read"]).await;
+    let closed = format!("http://127.0.0.1:{}", crate::support::bin::free_ports(1)[0]);
+    let ws = crate::support::spawn_app::spawn_sibling(
+        &api,
+        "websocket-streaming",
+        &[("BACKEND_API_URL", closed.as_str())],
+    )
+    .await;
+    let bearer = format!("Bearer {key}");
+    let mut client = Client::open(ws.addr, "/ws", &[("authorization", &bearer)]).await;
+    let closed = client.closed().await;
+    assert_eq!(closed.code, 1013, "{closed:?}");
+}

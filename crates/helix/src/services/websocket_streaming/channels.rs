@@ -71,7 +71,12 @@ impl Channel {
             _ => {}
         }
         let (kind, id) = name.split_once(':').ok_or(ChannelError::Unknown)?;
-        let id = Uuid::parse_str(id).map_err(|_| ChannelError::Unknown)?;
+        // Only the canonical spelling: the name is the channel, so `conversation:<ID>` in
+        // capitals or without hyphens would pass the owner check and then never hear anything.
+        let id = Uuid::parse_str(id)
+            .ok()
+            .filter(|uuid| uuid.hyphenated().to_string() == id)
+            .ok_or(ChannelError::Unknown)?;
         match kind {
             "conversation" => Ok(Channel::Conversation(id)),
             "user" => Ok(Channel::User(id)),
@@ -203,7 +208,14 @@ mod tests {
         ] {
             assert_eq!(Channel::parse(bad), Err(ChannelError::BadName), "{bad}");
         }
-        for unknown in ["news", "conversation:12", "room:abc", &format!("team:{id}")] {
+        let bare = id.simple().to_string();
+        for unknown in [
+            "news",
+            "conversation:12",
+            "room:abc",
+            &format!("team:{id}"),
+            &format!("user:{bare}"),
+        ] {
             assert_eq!(
                 Channel::parse(unknown),
                 Err(ChannelError::Unknown),

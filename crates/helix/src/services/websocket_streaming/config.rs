@@ -40,7 +40,7 @@ pub const VARS: [VarSpec; 8] = [
     .integer(1, 10_000),
     VarSpec::optional(
         SEND_QUEUE_VAR,
-        "messages queued for one connection before it counts as a slow consumer (default 1024)",
+        "batches (a channel's messages that arrived together) queued for one connection before it counts as a slow consumer (default 1024)",
     )
     .integer(16, 1_000_000),
     VarSpec::optional(

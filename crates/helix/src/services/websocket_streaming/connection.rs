@@ -8,6 +8,7 @@
 //! connection already sent (it came both from a replay and live) is dropped by its cursor.
 
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,11 +18,11 @@ use futures::SinkExt;
 use helix_bus::{Replay, Since};
 use serde_json::Value;
 use tokio::sync::mpsc;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use super::channels::Channel;
 use super::hub::{Control, Hub, Outbox};
-use super::protocol::{self, close, ClientFrame, Frame};
+use super::protocol::{self, close, Batch, ClientFrame, Frame};
 use crate::shared::auth::Principal;
 
 /// Most queued messages written before one flush.
@@ -46,6 +47,23 @@ struct Cursor {
     offset: u64,
 }
 
+impl Cursor {
+    /// Whether `frame` comes after what was sent (and remember it as sent).
+    fn admit(&mut self, frame: &Frame) -> bool {
+        if frame.offset == 0 {
+            return true; // published without history: nothing to compare
+        }
+        if self.epoch == frame.epoch && frame.offset <= self.offset {
+            return false;
+        }
+        if self.epoch != frame.epoch {
+            self.epoch.clone_from(&frame.epoch);
+        }
+        self.offset = frame.offset;
+        true
+    }
+}
+
 /// Why the loop stopped.
 enum End {
     /// Close with this code and reason.
@@ -57,7 +75,7 @@ enum End {
 /// One step of the loop.
 enum Step {
     Close(u16),
-    Queued(Arc<Frame>),
+    Queued(Batch),
     Incoming(Option<Result<Message, axum::Error>>),
     Timer,
 }
@@ -106,11 +124,13 @@ pub struct Connection {
     socket: WebSocket,
     session: Session,
     outbox: Outbox,
-    queue: mpsc::Receiver<Arc<Frame>>,
+    queue: mpsc::Receiver<Batch>,
     cursors: HashMap<Arc<str>, Cursor>,
     budget: Budget,
     /// Set once the client was asked for a fresh token: the moment it will be closed.
     deadline: Option<Instant>,
+    /// Fires at [`Self::timer_at`]; none for credentials that do not expire.
+    timer: Option<Pin<Box<Sleep>>>,
 }
 
 /// Serve one authenticated connection until it ends, subscribed first to `channel` if given
@@ -133,6 +153,7 @@ pub async fn run(hub: Arc<Hub>, socket: WebSocket, session: Session, channel: Op
         cursors: HashMap::new(),
         budget,
         deadline: None,
+        timer: None,
     };
     let end = connection.serve(channel).await;
     connection.finish(end).await;
@@ -154,10 +175,29 @@ impl Connection {
                 return end;
             }
         }
+        // Why pinned once: a wait registered afresh on every turn of the loop costs more than
+        // the write it guards, for every message of every connection.
+        let control = self.outbox.control.clone();
+        let closed = control.closed();
+        tokio::pin!(closed);
+        self.arm_timer();
         loop {
-            let end = match self.next_step().await {
+            let step = tokio::select! {
+                biased;
+                code = &mut closed => Step::Close(code),
+                Some(batch) = self.queue.recv() => Step::Queued(batch),
+                incoming = self.socket.recv() => Step::Incoming(incoming),
+                () = fire(self.timer.as_mut()) => Step::Timer,
+            };
+            let end = match step {
                 Step::Close(code) => Some(End::Close(code, reason(code))),
-                Step::Queued(frame) => self.write_batch(frame).await.err(),
+                // A client that stopped reading blocks the write; a close request (its queue
+                // filled up, or the drain) must still get through.
+                Step::Queued(batch) => tokio::select! {
+                    biased;
+                    code = &mut closed => Some(End::Close(code, reason(code))),
+                    written = self.write_batch(batch) => written.err(),
+                },
                 Step::Incoming(incoming) => self.on_incoming(incoming).await.err(),
                 Step::Timer => self.on_timer().await.err(),
             };
@@ -167,20 +207,18 @@ impl Connection {
         }
     }
 
-    async fn next_step(&mut self) -> Step {
-        let timer = self.timer();
-        tokio::select! {
-            biased;
-            code = self.outbox.control.closed() => Step::Close(code),
-            Some(frame) = self.queue.recv() => Step::Queued(frame),
-            incoming = self.socket.recv() => Step::Incoming(incoming),
-            () = sleep_until(timer) => Step::Timer,
+    /// Point the token timer at [`Self::timer_at`], creating it on first use.
+    fn arm_timer(&mut self) {
+        match (self.timer_at(), self.timer.as_mut()) {
+            (None, _) => self.timer = None,
+            (Some(at), Some(timer)) => timer.as_mut().reset(at),
+            (Some(at), None) => self.timer = Some(Box::pin(tokio::time::sleep_until(at))),
         }
     }
 
     /// When the token timer fires next: the close deadline once the client was warned, else the
     /// token's expiry.
-    fn timer(&self) -> Option<Instant> {
+    fn timer_at(&self) -> Option<Instant> {
         if self.deadline.is_some() {
             return self.deadline;
         }
@@ -195,6 +233,7 @@ impl Connection {
         }
         let grace = self.hub.config.token_grace;
         self.deadline = Some(Instant::now() + grace);
+        self.arm_timer();
         let expires_at = self.session.expires_at.unwrap_or_default();
         self.send(protocol::token_expiring(
             expires_at,
@@ -203,18 +242,27 @@ impl Connection {
         .await
     }
 
-    /// Write `first` and everything else already queued, then flush once.
-    async fn write_batch(&mut self, first: Arc<Frame>) -> Result<(), End> {
+    /// Write `first` and the batches already queued behind it, then flush once.
+    async fn write_batch(&mut self, first: Batch) -> Result<(), End> {
         let mut written = 0;
         let mut next = Some(first);
-        while let Some(frame) = next.take() {
-            if self.admit(&frame) {
-                let text = frame.text.clone();
-                self.socket
-                    .feed(Message::Text(text))
-                    .await
-                    .map_err(|_| End::Gone)?;
-                written += 1;
+        while let Some(batch) = next.take() {
+            // One batch is one channel's: one cursor lookup for all of it.
+            let Some(channel) = batch.first().map(|f| f.channel.clone()) else {
+                continue;
+            };
+            let Some(cursor) = self.cursors.get_mut(&*channel) else {
+                continue; // unsubscribed meanwhile
+            };
+            for frame in batch.iter() {
+                if cursor.admit(frame) {
+                    let text = frame.text.clone();
+                    self.socket
+                        .feed(Message::Text(text))
+                        .await
+                        .map_err(|_| End::Gone)?;
+                    written += 1;
+                }
             }
             if written < BATCH {
                 next = self.queue.try_recv().ok();
@@ -227,20 +275,9 @@ impl Connection {
 
     /// Whether `frame` is new for this connection (and remember it as sent).
     fn admit(&mut self, frame: &Frame) -> bool {
-        let Some(cursor) = self.cursors.get_mut(&*frame.channel) else {
-            return false; // unsubscribed meanwhile
-        };
-        if frame.offset == 0 {
-            return true; // published without history: nothing to compare
-        }
-        if cursor.epoch == frame.epoch && frame.offset <= cursor.offset {
-            return false;
-        }
-        if cursor.epoch != frame.epoch {
-            cursor.epoch.clone_from(&frame.epoch);
-        }
-        cursor.offset = frame.offset;
-        true
+        self.cursors
+            .get_mut(&*frame.channel)
+            .is_some_and(|cursor| cursor.admit(frame))
     }
 
     async fn on_incoming(
@@ -415,7 +452,10 @@ impl Connection {
                 }
             }
         }
-        let _ = self.feed_all(frames).await;
+        let replayed = frames.len() as u64 - 1;
+        if self.feed_all(frames).await.is_ok() {
+            self.hub.metrics.messages_out.inc_by(replayed);
+        }
         Ok(None)
     }
 
@@ -474,6 +514,7 @@ impl Connection {
                     expires_at,
                 };
                 self.deadline = None;
+                self.arm_timer();
                 protocol::authenticated(expires_at, id)
             }
             Ok(_) => protocol::error(
@@ -563,9 +604,9 @@ fn label(code: u16) -> &'static str {
     }
 }
 
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
+async fn fire(timer: Option<&mut Pin<Box<Sleep>>>) {
+    match timer {
+        Some(timer) => timer.as_mut().await,
         None => std::future::pending().await,
     }
 }

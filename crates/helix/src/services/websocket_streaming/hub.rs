@@ -15,14 +15,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
-use helix_bus::{Bus, BusError, Envelope, Event, Position, Replay, Since, Subscription};
+use helix_bus::{Bus, BusError, Envelope, Event, Position, Replay, Retention, Since, Subscription};
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
 use super::channels::Ownership;
 use super::config::HubConfig;
 use super::metrics::HubMetrics;
-use super::protocol::{close, Frame};
+use super::protocol::{close, Batch, Frame};
 use crate::shared::auth::Authenticator;
 
 /// Tells one connection to close, and why (from the pump, the drain, or itself).
@@ -59,17 +59,17 @@ impl Control {
 /// How the hub reaches one connection.
 #[derive(Debug, Clone)]
 pub struct Outbox {
-    pub tx: mpsc::Sender<Arc<Frame>>,
+    pub tx: mpsc::Sender<Batch>,
     pub control: Arc<Control>,
 }
 
 impl Outbox {
-    /// Queue a frame without waiting; a full queue closes the connection as a slow consumer.
-    fn offer(&self, frame: &Arc<Frame>, metrics: &HubMetrics) {
-        match self.tx.try_send(frame.clone()) {
+    /// Queue a batch without waiting; a full queue closes the connection as a slow consumer.
+    fn offer(&self, batch: &Batch, metrics: &HubMetrics) {
+        match self.tx.try_send(batch.clone()) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
-                metrics.dropped.inc();
+                metrics.dropped.inc_by(batch.len() as u64);
                 self.control.close(close::SLOW_CONSUMER);
             }
             // The connection is ending; it detaches itself.
@@ -182,14 +182,14 @@ impl Hub {
         channels.insert(name.clone(), local.clone());
         self.metrics.subscriptions.inc();
         self.metrics.channels.inc();
-        tokio::spawn(pump(
-            self.bus.clone(),
-            self.config.retention,
-            self.metrics.clone(),
-            name.clone(),
+        let pump = Pump {
+            bus: self.bus.clone(),
+            retention: self.config.retention,
+            metrics: self.metrics.clone(),
+            name: name.clone(),
             local,
-            subscription,
-        ));
+        };
+        tokio::spawn(pump.run(subscription));
         Ok(name)
     }
 
@@ -233,81 +233,104 @@ impl Hub {
     }
 }
 
-/// Feed one channel's local subscribers until the last leaves or the bus closes.
-async fn pump(
+/// Most messages gathered into one batch.
+const MAX_BATCH: usize = 256;
+
+/// Feeds one channel's local subscribers.
+struct Pump {
     bus: Arc<dyn Bus>,
-    retention: helix_bus::Retention,
+    retention: Retention,
     metrics: HubMetrics,
     name: Arc<str>,
     local: Arc<Local>,
-    mut subscription: Subscription,
-) {
-    loop {
-        let event = tokio::select! {
-            () = local.stop.cancelled() => return,
-            event = subscription.recv() => event,
-        };
+}
+
+impl Pump {
+    /// Until the last subscriber leaves or the bus closes: gather what arrived together and
+    /// deliver it as one batch (under load, messages queue up on the bus subscription, so batches
+    /// grow exactly when fewer, larger writes are needed).
+    async fn run(self, mut subscription: Subscription) {
+        loop {
+            let first = tokio::select! {
+                () = self.local.stop.cancelled() => return,
+                event = subscription.recv() => event,
+            };
+            let Some(first) = first else { return };
+            let mut frames = Vec::new();
+            let mut interrupted = self.take(first, &mut frames);
+            while !interrupted && frames.len() < MAX_BATCH {
+                let Some(next) = subscription.try_recv() else {
+                    break;
+                };
+                interrupted = self.take(next, &mut frames);
+            }
+            self.deliver(frames);
+            if interrupted {
+                self.recover().await;
+            }
+        }
+    }
+
+    /// Add an event's frame to the batch; true when messages may have been missed on the bus.
+    fn take(&self, event: Event, frames: &mut Vec<Frame>) -> bool {
         match event {
-            Some(Event::Message(m)) => {
+            Event::Message(m) => {
                 let frame = match Envelope::parse(&m.payload) {
                     Some(envelope) => {
-                        *lock(&local.seen) = Position {
-                            epoch: envelope.epoch.clone(),
-                            offset: envelope.offset,
-                        };
-                        Frame::from_envelope(&name, &envelope)
+                        self.saw(&envelope);
+                        Frame::from_envelope(&self.name, &envelope)
                     }
-                    None => Frame::from_plain(&name, &m.payload),
+                    None => Frame::from_plain(&self.name, &m.payload),
                 };
-                if let Some(frame) = frame {
-                    deliver(&local, &Arc::new(frame), &metrics);
-                }
+                frames.extend(frame);
+                false
             }
-            Some(Event::Lagged { .. } | Event::Resubscribed) => {
-                recover(&*bus, &retention, &metrics, &name, &local).await;
-            }
-            None => return,
+            Event::Lagged { .. } | Event::Resubscribed => true,
         }
     }
-}
 
-fn deliver(local: &Local, frame: &Arc<Frame>, metrics: &HubMetrics) {
-    for outbox in lock(&local.subscribers).values() {
-        outbox.offer(frame, metrics);
+    fn saw(&self, envelope: &Envelope) {
+        *lock(&self.local.seen) = Position {
+            epoch: envelope.epoch.clone(),
+            offset: envelope.offset,
+        };
     }
-}
 
-/// After messages may have been missed on the bus: replay from the last one delivered.
-async fn recover(
-    bus: &dyn Bus,
-    retention: &helix_bus::Retention,
-    metrics: &HubMetrics,
-    name: &Arc<str>,
-    local: &Local,
-) {
-    let seen = lock(&local.seen).clone();
-    let since = Since {
-        epoch: seen.epoch,
-        offset: seen.offset,
-    };
-    match bus.replay(name, &since, retention).await {
-        Ok(Replay::Complete { entries, .. }) => {
-            for envelope in entries {
-                *lock(&local.seen) = Position {
-                    epoch: envelope.epoch.clone(),
-                    offset: envelope.offset,
-                };
-                if let Some(frame) = Frame::from_envelope(name, &envelope) {
-                    deliver(local, &Arc::new(frame), metrics);
+    fn deliver(&self, frames: Vec<Frame>) {
+        if frames.is_empty() {
+            return;
+        }
+        let batch: Batch = Arc::new(frames);
+        for outbox in lock(&self.local.subscribers).values() {
+            outbox.offer(&batch, &self.metrics);
+        }
+    }
+
+    /// After messages may have been missed on the bus: replay from the last one delivered.
+    async fn recover(&self) {
+        self.metrics.recoveries.inc();
+        let seen = lock(&self.local.seen).clone();
+        let since = Since {
+            epoch: seen.epoch,
+            offset: seen.offset,
+        };
+        match self.bus.replay(&self.name, &since, &self.retention).await {
+            Ok(Replay::Complete { entries, .. }) => {
+                let mut frames = Vec::with_capacity(entries.len());
+                for envelope in &entries {
+                    self.saw(envelope);
+                    frames.extend(Frame::from_envelope(&self.name, envelope));
                 }
+                self.deliver(frames);
             }
-        }
-        Ok(Replay::Gap { head }) => {
-            tracing::warn!(channel = %name, "history no longer reaches back after a bus interruption; clients must refetch");
-            *lock(&local.seen) = head;
-        }
-        Err(error) => {
-            tracing::warn!(channel = %name, %error, "could not recover a channel after a bus interruption")
+            Ok(Replay::Gap { head }) => {
+                tracing::warn!(channel = %self.name, "history no longer reaches back after a bus interruption; clients are told to refetch");
+                self.deliver(vec![Frame::gap(&self.name, &head.epoch, head.offset)]);
+                *lock(&self.local.seen) = head;
+            }
+            Err(error) => {
+                tracing::warn!(channel = %self.name, %error, "could not recover a channel after a bus interruption")
+            }
         }
     }
 }

@@ -20,6 +20,8 @@ pub struct HubMetrics {
     pub closed: IntCounterVec,
     /// Connections refused at connect (no valid credential, draining).
     pub refused: IntCounter,
+    /// Channel replays after a bus interruption (a reconnect or a lagged bus subscription).
+    pub recoveries: IntCounter,
 }
 
 impl HubMetrics {
@@ -71,6 +73,10 @@ impl HubMetrics {
             ),
             closed,
             refused: counter("ws_refused_total", "Connections refused at connect"),
+            recoveries: counter(
+                "ws_recoveries_total",
+                "Channel replays from history after a bus interruption",
+            ),
         }
     }
 }

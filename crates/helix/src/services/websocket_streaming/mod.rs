@@ -28,7 +28,7 @@ use serde::Deserialize;
 
 use crate::platform::catalog::{Need, ServiceSpec, VarSpec, BACKEND_API_URL_VAR, JWT_SECRET_VAR};
 use crate::services::ServiceState;
-use crate::shared::auth::api_key;
+use crate::shared::auth::{api_key, AuthError};
 use crate::shared::error::ApiError;
 use channels::Ownership;
 use config::HubConfig;
@@ -146,8 +146,8 @@ async fn open(
         .or_else(|| protocol_credential(&headers))
         .or(token);
     let checked = match (credential, state.auth()) {
-        (None, _) => Err(crate::shared::auth::AuthError::Missing),
-        (Some(_), None) => Err(crate::shared::auth::AuthError::Unavailable),
+        (None, _) => Err(AuthError::Missing),
+        (Some(_), None) => Err(AuthError::Unavailable),
         (Some(credential), Some(auth)) => {
             auth.authenticate_credential(&credential)
                 .await
@@ -173,16 +173,21 @@ async fn open(
                 Ok(session) => connection::run(hub, socket, session, channel).await,
                 Err(e) => {
                     hub.metrics.refused.inc();
-                    refuse(socket, &e.to_string()).await;
+                    // An outage is not the client's fault: "try again later", not "log in again".
+                    let code = match e {
+                        AuthError::Unavailable => close::TRY_AGAIN_LATER,
+                        _ => close::UNAUTHORIZED,
+                    };
+                    refuse(socket, code, &e.to_string()).await;
                 }
             }
         })
     })
 }
 
-async fn refuse(mut socket: WebSocket, reason: &str) {
+async fn refuse(mut socket: WebSocket, code: u16, reason: &str) {
     let frame = CloseFrame {
-        code: close::UNAUTHORIZED,
+        code,
         reason: reason.into(),
     };
     let _ = socket.send(Message::Close(Some(frame))).await;

@@ -12,8 +12,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
-/// Close codes the hub uses beyond the standard ones (1001 going away, 1003 binary frames,
-/// 1009 too big, 1011 internal error).
+/// Close codes: the standard ones the hub sends (1001 going away, 1009 too big, 1013 try again
+/// later) and its own in the 4000 range.
 pub mod close {
     /// The client read too slowly: its send queue filled up.
     pub const SLOW_CONSUMER: u16 = 4001;
@@ -22,8 +22,9 @@ pub mod close {
     /// Far too many frames: the client kept going after being told to slow down.
     pub const FLOOD: u16 = 4429;
     pub const GOING_AWAY: u16 = 1001;
-    pub const UNSUPPORTED: u16 = 1003;
     pub const TOO_BIG: u16 = 1009;
+    /// Credentials cannot be checked right now (backend-api is unreachable).
+    pub const TRY_AGAIN_LATER: u16 = 1013;
 }
 
 /// A frame a client sends.
@@ -57,12 +58,17 @@ pub enum ClientFrame {
     },
 }
 
-/// A `message` frame ready to send: built once, cloned by reference count per recipient.
+/// Messages handed to every local subscriber of a channel at once: one queue slot and one wakeup
+/// per connection however many messages arrived together.
+pub type Batch = Arc<Vec<Frame>>;
+
+/// A `message` frame ready to send: built once per instance, shared by every recipient.
 #[derive(Debug)]
 pub struct Frame {
     pub channel: Arc<str>,
     pub epoch: String,
-    /// 0 for a message published outside the history (no offset, not recoverable).
+    /// 0 for a message published outside the history (no offset, not recoverable) and for
+    /// `gap` notices.
     pub offset: u64,
     pub text: Utf8Bytes,
 }
@@ -84,6 +90,18 @@ impl Frame {
             offset: envelope.offset,
             text: text.into(),
         })
+    }
+
+    /// Tells subscribers that messages of `channel` were lost (the bus was interrupted and the
+    /// history no longer reaches back): refetch from the source of truth, go on from `offset`.
+    pub fn gap(channel: &Arc<str>, epoch: &str, offset: u64) -> Self {
+        let text = json!({"type": "gap", "channel": &**channel, "epoch": epoch, "offset": offset});
+        Self {
+            channel: channel.clone(),
+            epoch: String::new(),
+            offset: 0,
+            text: text.to_string().into(),
+        }
     }
 
     /// The frame of a payload published on the bus without history (by a process that does not
