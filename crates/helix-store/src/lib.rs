@@ -15,6 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub mod accounts;
+pub mod agents;
 pub mod audit;
 mod connect;
 pub mod conversations;
@@ -29,6 +30,7 @@ pub mod ucf;
 pub mod usage;
 
 pub use accounts::Accounts;
+pub use agents::Agents;
 pub use audit::AuditLog;
 pub use conversations::Conversations;
 pub use error::StoreError;
@@ -156,6 +158,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Tiers and Stripe subscriptions, changed by Stripe events.
     fn subscriptions(&self) -> &dyn Subscriptions;
+
+    /// The agent roster and the tasks addressed to agents.
+    fn agents(&self) -> &dyn Agents;
 
     /// Close the pool; later calls fail with [`StoreError::Unavailable`].
     async fn close(&self);

@@ -53,6 +53,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         name: "billing",
         sql: include_str!("../migrations/postgres/0005_billing.sql"),
     },
+    Migration {
+        version: 6,
+        name: "agents",
+        sql: include_str!("../migrations/postgres/0006_agents.sql"),
+    },
 ];
 
 pub(crate) const SQLITE: &[Migration] = &[
@@ -80,6 +85,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         version: 5,
         name: "billing",
         sql: include_str!("../migrations/sqlite/0005_billing.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "agents",
+        sql: include_str!("../migrations/sqlite/0006_agents.sql"),
     },
 ];
 

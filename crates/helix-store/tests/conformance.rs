@@ -7,7 +7,8 @@
 //!
 //! The accounts contract lives in `conformance/accounts.rs` and `conformance/sessions.rs`, the
 //! audit log's in `conformance/audit.rs`, usage and
-//! subscriptions in `conformance/usage.rs` and `conformance/subscriptions.rs`.
+//! subscriptions in `conformance/usage.rs` and `conformance/subscriptions.rs`, the agents and
+//! their tasks in `conformance/agents.rs`.
 
 use std::time::Duration;
 
@@ -23,6 +24,8 @@ use support::{run, Db, Engine};
 
 #[path = "conformance/accounts.rs"]
 mod accounts;
+#[path = "conformance/agents.rs"]
+mod agents;
 #[path = "conformance/audit.rs"]
 mod audit;
 #[path = "conformance/conversations.rs"]

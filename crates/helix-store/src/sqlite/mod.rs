@@ -2,12 +2,13 @@
 //!
 //! Owns the SQLite dialect of every query and its migrator; the accounts (`accounts.rs`,
 //! `sessions.rs`, `keys.rs`), the audit log (`audit.rs`), conversations, UCF samples, usage
-//! (`usage.rs`) and subscriptions (`subscriptions.rs`) live in submodules. The file (and its
-//! directory) is created if missing; connections use WAL (readers do not block the writer),
-//! enforce foreign keys, and wait up to [`BUSY_TIMEOUT`] for the single write lock instead of
-//! failing at once.
+//! (`usage.rs`), subscriptions (`subscriptions.rs`) and the agents with their tasks (`agents.rs`)
+//! live in submodules. The file (and its directory) is created if missing; connections use WAL
+//! (readers do not block the writer), enforce foreign keys (the cascades rely on it), and wait up
+//! to [`BUSY_TIMEOUT`] for the single write lock instead of failing at once.
 
 mod accounts;
+mod agents;
 mod audit;
 mod conversations;
 mod keys;
@@ -292,6 +293,10 @@ impl Store for SqliteStore {
     }
 
     fn subscriptions(&self) -> &dyn crate::Subscriptions {
+        self
+    }
+
+    fn agents(&self) -> &dyn crate::Agents {
         self
     }
 

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use crate::config::{Config, ConfigError, LogFormat};
 use crate::platform::runtime::StartError;
 
+mod agents;
 mod audit;
 mod check;
 mod config_cmd;
@@ -58,6 +59,8 @@ pub enum Command {
     Audit(audit::Args),
     /// Switch maintenance mode on or off for every service
     Maintenance(maintenance::Args),
+    /// Manage agent-orchestration's roster (seed the default agents)
+    Agents(agents::Args),
     /// Print backend-api's OpenAPI document
     Openapi,
 }
@@ -120,6 +123,7 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Check(args) => check::run(config, args).await,
             Command::Audit(args) => audit::run(config, args).await,
             Command::Maintenance(args) => maintenance::run(config, args).await,
+            Command::Agents(args) => agents::run(config, args).await,
             Command::Matrix(_) | Command::Config(_) | Command::Openapi => {
                 unreachable!("handled above")
             }

@@ -71,6 +71,7 @@ fn own_routes(state: &ServiceState) -> Router<ServiceState> {
         "backend-api" => backend_api::routes(state.env()),
         "service-integration" => service_integration::routes(state),
         "websocket-streaming" => websocket_streaming::routes(state),
+        "agent-orchestration" => agent_orchestration::routes(state),
         _ => Router::new(),
     }
 }

@@ -4,6 +4,7 @@
 
 mod accounts;
 mod admin;
+mod agents;
 mod cli;
 mod config_checks;
 mod conversations;

@@ -37,7 +37,19 @@ fn default_scopes() -> Vec<String> {
     vec!["read".into()]
 }
 
-/// Scopes must be known, and `admin` needs an admin.
+/// Whether `scope` is `agent:<agent_id>` with a well-formed id: the key of one agent of
+/// agent-orchestration (it may heartbeat as that agent and move that agent's tasks).
+fn is_agent_scope(scope: &str) -> bool {
+    scope.strip_prefix("agent:").is_some_and(|id| {
+        !id.is_empty()
+            && id.len() <= 64
+            && id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_".contains(c))
+    })
+}
+
+/// Scopes must be known, and `admin` and `agent:<id>` need an admin.
 fn checked_scopes(principal: &Principal, mut scopes: Vec<String>) -> Result<Vec<String>, ApiError> {
     scopes.sort();
     scopes.dedup();
@@ -47,17 +59,19 @@ fn checked_scopes(principal: &Principal, mut scopes: Vec<String>) -> Result<Vec<
             "give at least one of read, write, admin",
         ));
     }
-    if let Some(bad) = scopes.iter().find(|s| !Scope::ALL.contains(&s.as_str())) {
+    let known = |s: &String| Scope::ALL.contains(&s.as_str()) || is_agent_scope(s);
+    if let Some(bad) = scopes.iter().find(|s| !known(s)) {
         return Err(ApiError::unprocessable(
             "scopes",
-            &format!("unknown scope {bad:?}; expected read, write or admin"),
+            &format!("unknown scope {bad:?}; expected read, write, admin or agent:<agent_id>"),
         ));
     }
-    if scopes.iter().any(|s| s == "admin") && !principal.role.is_admin() {
+    let privileged = |s: &String| s == "admin" || is_agent_scope(s);
+    if scopes.iter().any(privileged) && !principal.role.is_admin() {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
-            "only admins may create admin keys",
+            "only admins may create admin or agent keys",
         ));
     }
     Ok(scopes)
