@@ -117,5 +117,5 @@ pub const SPEC: ServiceSpec = ServiceSpec {
         )
         .integer(1, 86_400),
     ],
-    api_ready: false,
+    api_ready: true,
 };

@@ -100,5 +100,5 @@ pub const SPEC: ServiceSpec = ServiceSpec {
         )
         .fallback("http://127.0.0.1:${{backend-api.PORT}}"),
     ],
-    api_ready: false,
+    api_ready: true,
 };

@@ -228,7 +228,7 @@ pub const SPEC: ServiceSpec = ServiceSpec {
     postgres_why: "channel history and offsets live in Redis, so any instance can serve any client",
     redis_why: "backplane: every instance delivers every channel message",
     vars: &VARS,
-    api_ready: false,
+    api_ready: true,
 };
 
 const VARS: [VarSpec; 10] = {
