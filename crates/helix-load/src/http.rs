@@ -34,6 +34,15 @@ impl RequestTemplate {
         ))
     }
 
+    pub fn delete(target: &Target, path: &str) -> Result<Self> {
+        Ok(Self::new(
+            target,
+            Method::DELETE,
+            target.uri(path)?,
+            Bytes::new(),
+        ))
+    }
+
     pub fn post_json(target: &Target, path: &str, body: &serde_json::Value) -> Result<Self> {
         let body = Bytes::from(serde_json::to_vec(body)?);
         let mut template = Self::new(target, Method::POST, target.uri(path)?, body);

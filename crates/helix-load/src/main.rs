@@ -3,8 +3,10 @@
 //! `me`, `login`, `append`, `messages` and `ucf` drive a running backend-api over plain HTTP/1.1;
 //! `ws-idle`, `ws-broadcast`, `ws-rooms` and `ws-storm` drive websocket-streaming over WebSockets
 //! (see [`ws`]); `hash` times the server's Argon2id parameters on this machine, which bounds how
-//! many logins per second a core can serve.
+//! many logins per second a core can serve. `agents` runs task lifecycles against
+//! agent-orchestration and checks the server's listing afterwards (see [`agents`]).
 
+mod agents;
 mod chat;
 mod cpu;
 mod drive;
@@ -58,6 +60,8 @@ enum Command {
     WsRooms(ws::rooms::RoomsArgs),
     /// Every client disconnects, then resumes with `since`: checks recovery is gap-free.
     WsStorm(ws::storm::StormArgs),
+    /// Agents create → claim → start → complete tasks; then the task listing is verified.
+    Agents(agents::AgentsArgs),
 }
 
 #[derive(Args)]
@@ -227,6 +231,7 @@ fn main() -> ExitCode {
             .ws
             .runtime()
             .and_then(|rt| rt.block_on(ws::storm::run(args))),
+        Command::Agents(args) => args.runtime().and_then(|rt| rt.block_on(agents::run(args))),
         // No runtime: hashing runs on this thread alone, so process CPU time is its CPU time.
         Command::Hash(args) => hash::run(&args),
     };

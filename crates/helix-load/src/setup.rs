@@ -79,6 +79,17 @@ pub async fn expect(
     expected: StatusCode,
     what: &str,
 ) -> Result<Collected> {
+    expect_one_of(target, request, &[expected], what).await
+}
+
+/// Send `request` once on a fresh connection and insist on one of `expected` (e.g. 201, or 409
+/// for something an earlier run already created).
+pub async fn expect_one_of(
+    target: &Target,
+    request: &RequestTemplate,
+    expected: &[StatusCode],
+    what: &str,
+) -> Result<Collected> {
     let exchange = async {
         let mut conn = Conn::open(target).await?;
         anyhow::Ok(conn.collect(request.build()).await?)
@@ -87,7 +98,7 @@ pub async fn expect(
         .await
         .with_context(|| format!("{what} failed: no answer from {} within 30 s", target.base))?
         .with_context(|| format!("{what} failed: {} did not answer over HTTP", target.base))?;
-    if response.status != expected {
+    if !expected.contains(&response.status) {
         bail!(
             "{what} failed: {}{} {}",
             response.status,

@@ -267,11 +267,14 @@ pub trait Agents: Send + Sync {
 
     /// Move a task to `to` if its status is one of `to.allowed_from()`, writing `patch` too, in
     /// one compare-and-set. A move to `claimed` sets `claimed_at` and adds one to `attempts`.
+    /// With `by` (an agent acting for itself), only a task of that agent moves; another agent's
+    /// task answers `NotFound`, as if it did not exist.
     async fn move_task(
         &self,
         id: Uuid,
         to: TaskStatus,
         patch: &TaskPatch,
+        by: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Moved, StoreError>;
 
@@ -375,7 +378,8 @@ pub(crate) fn tasks_sql(query: &TaskQuery) -> String {
 }
 
 /// The compare-and-set of a move to `to`; `None` when no status allows it (`pending`).
-/// Parameters: id, to, progress, result, error (each `NULL`: unchanged), now, whether a claim.
+/// Parameters: id, to, progress, result, error (each `NULL`: unchanged), now, whether a claim,
+/// the acting agent (`NULL`: any).
 /// The allowed statuses are inlined from the enum's own constants, never from input.
 pub(crate) fn move_sql(to: TaskStatus) -> Option<String> {
     let from = to.allowed_from();
@@ -388,7 +392,8 @@ pub(crate) fn move_sql(to: TaskStatus) -> Option<String> {
          result = COALESCE($4, result), error = COALESCE($5, error), updated_at = $6, \
          claimed_at = CASE WHEN $7 THEN $6 ELSE claimed_at END, \
          attempts = attempts + CASE WHEN $7 THEN 1 ELSE 0 END \
-         WHERE id = $1 AND status IN ({}) RETURNING {TASK_COLUMNS}",
+         WHERE id = $1 AND status IN ({}) AND ($8 IS NULL OR agent_id = $8) \
+         RETURNING {TASK_COLUMNS}",
         list.join(", ")
     ))
 }

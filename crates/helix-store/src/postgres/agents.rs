@@ -70,6 +70,7 @@ impl PgStore {
         id: Uuid,
         to: TaskStatus,
         patch: &TaskPatch,
+        by: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Option<Task>, StoreError> {
         let row = sqlx::query(sql)
@@ -80,6 +81,7 @@ impl PgStore {
             .bind(&patch.error)
             .bind(now)
             .bind(to == TaskStatus::Claimed)
+            .bind(by)
             .fetch_optional(&self.pool)
             .await
             .map_err(self.err())?;
@@ -265,6 +267,7 @@ impl Agents for PgStore {
         id: Uuid,
         to: TaskStatus,
         patch: &TaskPatch,
+        by: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Moved, StoreError> {
         let now = rules::exact(now);
@@ -272,12 +275,16 @@ impl Agents for PgStore {
         let mut current = None;
         for _ in 0..MOVE_ATTEMPTS {
             if let Some(sql) = &sql {
-                if let Some(moved) = self.try_move(sql, id, to, patch, now).await? {
+                if let Some(moved) = self.try_move(sql, id, to, patch, by, now).await? {
                     return Ok(Moved::Moved(moved));
                 }
             }
             // A new statement, so a new snapshot: it sees the move that won the row.
-            current = self.task(id).await?.map(|t| t.status);
+            let task = self.task(id).await?;
+            // Another agent's task is not this agent's to see.
+            current = task
+                .filter(|t| by.is_none_or(|a| a == t.agent_id))
+                .map(|t| t.status);
             if let Some(answer) = agents::refusal(current, to) {
                 return Ok(answer);
             }

@@ -87,6 +87,7 @@ impl SqliteStore {
         id: Uuid,
         to: TaskStatus,
         patch: &TaskPatch,
+        by: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Option<Task>, StoreError> {
         let row = sqlx::query(sql)
@@ -97,6 +98,7 @@ impl SqliteStore {
             .bind(&patch.error)
             .bind(now)
             .bind(to == TaskStatus::Claimed)
+            .bind(by)
             .fetch_optional(&self.writer)
             .await
             .map_err(self.err())?;
@@ -280,6 +282,7 @@ impl Agents for SqliteStore {
         id: Uuid,
         to: TaskStatus,
         patch: &TaskPatch,
+        by: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Moved, StoreError> {
         let now = rules::exact(now);
@@ -287,11 +290,15 @@ impl Agents for SqliteStore {
         let mut current = None;
         for _ in 0..MOVE_ATTEMPTS {
             if let Some(sql) = &sql {
-                if let Some(moved) = self.try_move(sql, id, to, patch, now).await? {
+                if let Some(moved) = self.try_move(sql, id, to, patch, by, now).await? {
                     return Ok(Moved::Moved(moved));
                 }
             }
-            current = self.task(id).await?.map(|t| t.status);
+            let task = self.task(id).await?;
+            // Another agent's task is not this agent's to see.
+            current = task
+                .filter(|t| by.is_none_or(|a| a == t.agent_id))
+                .map(|t| t.status);
             if let Some(answer) = agents::refusal(current, to) {
                 return Ok(answer);
             }

@@ -32,6 +32,7 @@ on_every_backend!(
     moves_write_the_patch_only_where_given,
     concurrent_claims_have_exactly_one_winner,
     stale_claims_return_to_pending,
+    an_agent_moves_only_its_own_tasks,
 );
 
 /// A fixed instant; `secs` later than a base time with microseconds, so truncation would show.
@@ -73,7 +74,7 @@ async fn add_task(store: &dyn Store, agent_id: &str, at: DateTime<Utc>) -> Task 
 async fn move_to(store: &dyn Store, id: Uuid, to: TaskStatus, at: DateTime<Utc>) -> Moved {
     let agents = store.agents();
     agents
-        .move_task(id, to, &TaskPatch::default(), at)
+        .move_task(id, to, &TaskPatch::default(), None, at)
         .await
         .expect("move")
 }
@@ -396,7 +397,7 @@ async fn json_values_round_trip_exactly(db: Db) {
             progress: Some(value.clone()),
             ..TaskPatch::default()
         };
-        let running = agents.move_task(new.id, TaskStatus::Running, &progress, t(3));
+        let running = agents.move_task(new.id, TaskStatus::Running, &progress, None, t(3));
         assert!(matches!(running.await.unwrap(), Moved::Moved(_)));
         let done = TaskPatch {
             result: Some(value.clone()),
@@ -404,7 +405,7 @@ async fn json_values_round_trip_exactly(db: Db) {
             ..TaskPatch::default()
         };
         agents
-            .move_task(new.id, TaskStatus::Completed, &done, t(4))
+            .move_task(new.id, TaskStatus::Completed, &done, None, t(4))
             .await
             .unwrap();
 
@@ -555,7 +556,7 @@ async fn moves_write_the_patch_only_where_given(db: Db) {
         progress: Some(json!({"done": 0.5})),
         ..TaskPatch::default()
     };
-    let running = agents.move_task(task.id, TaskStatus::Running, &half, t(3));
+    let running = agents.move_task(task.id, TaskStatus::Running, &half, None, t(3));
     let Moved::Moved(running) = running.await.unwrap() else {
         panic!("running refused");
     };
@@ -569,7 +570,7 @@ async fn moves_write_the_patch_only_where_given(db: Db) {
         error: Some("the tide turned".into()),
         ..TaskPatch::default()
     };
-    let failed = agents.move_task(task.id, TaskStatus::Failed, &failure, t(4));
+    let failed = agents.move_task(task.id, TaskStatus::Failed, &failure, None, t(4));
     let Moved::Moved(failed) = failed.await.unwrap() else {
         panic!("failed refused");
     };
@@ -587,7 +588,7 @@ async fn moves_write_the_patch_only_where_given(db: Db) {
         result: Some(json!("late")),
         ..TaskPatch::default()
     };
-    let refused = agents.move_task(task.id, TaskStatus::Completed, &late, t(5));
+    let refused = agents.move_task(task.id, TaskStatus::Completed, &late, None, t(5));
     let refused = refused.await.unwrap();
     assert_eq!(
         refused,
@@ -659,7 +660,7 @@ async fn stale_claims_return_to_pending(db: Db) {
         ..TaskPatch::default()
     };
     agents
-        .move_task(stale_run.id, Running, &progress, t(11))
+        .move_task(stale_run.id, Running, &progress, None, t(11))
         .await
         .unwrap();
     moved(s, recent_claim.id, Claimed, t(70)).await;
@@ -700,4 +701,27 @@ async fn stale_claims_return_to_pending(db: Db) {
 
     let again = moved(s, stale_claim.id, Claimed, t(110)).await;
     assert_eq!((again.attempts, again.claimed_at), (2, Some(t(110))));
+}
+
+async fn an_agent_moves_only_its_own_tasks(db: Db) {
+    let store = db.open_migrated().await;
+    register(&*store, "kael", t(0)).await;
+    register(&*store, "vega", t(0)).await;
+    let task = add_task(&*store, "kael", t(1)).await;
+    let agents = store.agents();
+    let none = TaskPatch::default();
+    // Vega does not even learn that the task exists, whatever its status.
+    let by_vega = agents.move_task(task.id, TaskStatus::Claimed, &none, Some("vega"), t(2));
+    assert_eq!(by_vega.await.expect("move"), Moved::NotFound);
+    let by_kael = agents.move_task(task.id, TaskStatus::Claimed, &none, Some("kael"), t(2));
+    assert!(matches!(by_kael.await.expect("move"), Moved::Moved(_)));
+    let again = agents.move_task(task.id, TaskStatus::Claimed, &none, Some("vega"), t(3));
+    assert_eq!(again.await.expect("move"), Moved::NotFound);
+    let refused = agents.move_task(task.id, TaskStatus::Claimed, &none, Some("kael"), t(3));
+    assert_eq!(
+        refused.await.expect("move"),
+        Moved::Refused {
+            current: TaskStatus::Claimed
+        }
+    );
 }

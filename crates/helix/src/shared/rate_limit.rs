@@ -27,6 +27,16 @@ pub struct Limit {
 
 /// The variable that sets requests per minute per user or API key.
 pub const PER_MINUTE_VAR: &str = "HELIX_RATE_LIMIT_PER_MINUTE";
+
+/// The declaration of [`PER_MINUTE_VAR`], for every service that authenticates requests (the
+/// budget of a user or key is shared by all of them through the bus).
+pub const PER_MINUTE_SPEC: crate::platform::catalog::VarSpec =
+    crate::platform::catalog::VarSpec::optional(
+        PER_MINUTE_VAR,
+        "requests per minute per user or API key; over it: 429",
+    )
+    .integer(1, 10_000_000)
+    .fallback("1200");
 pub const DEFAULT_PER_MINUTE: u64 = 1200;
 
 /// Login and signup attempts per client address per minute.

@@ -78,6 +78,14 @@ pub fn is_agent(principal: &Principal, agent_id: &str) -> bool {
     }
 }
 
+/// The agent a key acts for (its first `agent:<id>` scope; a key acts for one agent).
+pub fn acting_agent(principal: &Principal) -> Option<&str> {
+    match &principal.via {
+        Via::ApiKey { scopes, .. } => scopes.iter().find_map(|s| s.strip_prefix("agent:")),
+        Via::Session { .. } => None,
+    }
+}
+
 pub fn forbidden(what: &str) -> ApiError {
     ApiError::new(StatusCode::FORBIDDEN, "forbidden", what.to_owned())
 }
@@ -111,6 +119,7 @@ pub const SPEC: ServiceSpec = ServiceSpec {
     redis_why: "offers tasks to agents and announces changes on agent:coordination",
     vars: &[
         JWT_SECRET_VAR,
+        crate::shared::rate_limit::PER_MINUTE_SPEC,
         VarSpec::optional(
             TIMEOUT_VAR,
             "seconds without a heartbeat before an agent is inactive and its tasks are offered again (default 60)",

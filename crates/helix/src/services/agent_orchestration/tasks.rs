@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::agents::{checked_id, store};
-use super::{announce, forbidden, is_agent, is_operator, require_operator};
+use super::{acting_agent, announce, forbidden, is_agent, is_operator, require_operator};
 use crate::services::ServiceState;
 use crate::shared::auth::Principal;
 use crate::shared::error::ApiError;
@@ -192,13 +192,15 @@ pub async fn act(
     body: Bytes,
 ) -> Result<Json<TaskOut>, ApiError> {
     let (to, patch) = planned(&action, report(&body)?)?;
-    let task = visible_task(&state, &principal, id).await?;
-    if !is_agent(&principal, &task.agent_id) && !is_operator(&principal) {
-        return Err(forbidden("only the task's agent or an admin may move it"));
-    }
+    // An agent moves only its own tasks, checked in the move itself (no read first): another
+    // agent's task answers 404 like a missing one.
+    let by = match is_operator(&principal) {
+        true => None,
+        false => Some(acting_agent(&principal).ok_or_else(ApiError::not_found)?),
+    };
     let moved = store(&state)?
         .agents()
-        .move_task(id, to, &patch, Utc::now())
+        .move_task(id, to, &patch, by, Utc::now())
         .await
         .map_err(ApiError::store)?;
     match moved {

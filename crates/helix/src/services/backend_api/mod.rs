@@ -175,12 +175,7 @@ const VARS: &[VarSpec] = &[
         "web origins allowed to call from a browser, comma-separated; unset: none",
     )
     .origins(),
-    VarSpec::optional(
-        rate_limit::PER_MINUTE_VAR,
-        "requests per minute per user or API key; over it: 429",
-    )
-    .integer(1, 10_000_000)
-    .fallback("1200"),
+    rate_limit::PER_MINUTE_SPEC,
     VarSpec::optional(
         rate_limit::PER_IP_VAR,
         "login and signup attempts per client address per minute",

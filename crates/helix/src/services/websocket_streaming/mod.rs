@@ -231,11 +231,12 @@ pub const SPEC: ServiceSpec = ServiceSpec {
     api_ready: true,
 };
 
-const VARS: [VarSpec; 10] = {
+const VARS: [VarSpec; 11] = {
     let c = config::VARS;
     [
         JWT_SECRET_VAR,
         BACKEND_API_URL_VAR,
+        crate::shared::rate_limit::PER_MINUTE_SPEC,
         c[0],
         c[1],
         c[2],
