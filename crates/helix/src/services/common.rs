@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 
 use super::state::ServiceState;
 use crate::shared::auth::remote::Introspection;
-use crate::shared::auth::Principal;
+use crate::shared::auth::AnyPrincipal;
 use crate::shared::error::ApiError;
 
 /// A dependency that does not answer within this long counts as disconnected: a health check
@@ -115,6 +115,6 @@ async fn metrics(State(state): State<ServiceState>) -> impl IntoResponse {
     (status = 200, body = Introspection),
     (status = 401, description = "`session_revoked`, `token_expired`, `invalid_api_key`, …", body = crate::services::backend_api::schema::ErrorBody),
 ))]
-pub async fn introspect(principal: Principal) -> Json<Introspection> {
+pub async fn introspect(AnyPrincipal(principal): AnyPrincipal) -> Json<Introspection> {
     Json(Introspection::from(&principal))
 }

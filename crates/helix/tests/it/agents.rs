@@ -416,3 +416,59 @@ async fn helix_agents_seed_registers_the_default_roster_once() {
         "{ids:?}"
     );
 }
+
+#[tokio::test]
+async fn agent_keys_are_one_agent_minted_by_admins_and_work_on_agent_orchestration_only() {
+    let fx = fixture(&[]).await;
+    fx.register("kael").await;
+    let user = users::signup(&fx.api, "ada").await;
+    let mint = |who: String, scopes: Value| {
+        let api = &fx.api;
+        async move {
+            api.post(
+                "/api/keys",
+                Some(&who),
+                json!({"name": "k", "scopes": scopes}),
+            )
+            .await
+        }
+    };
+    assert_eq!(mint(user.jwt.clone(), json!(["agent:kael"])).await.0, 403);
+    for scopes in [
+        json!(["write", "agent:kael"]),
+        json!(["admin", "agent:kael"]),
+        json!(["agent:kael", "agent:vega"]),
+    ] {
+        let (status, body) = mint(fx.admin.clone(), scopes.clone()).await;
+        assert_eq!(status, 422, "{scopes}: {body}");
+    }
+    let kael = fx.agent_key("kael").await;
+    // On backend-api the key would act as the admin who minted it: refused.
+    let (status, body) = fx.api.get_as("/api/me", &kael).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("agent_key"))
+    );
+    // Nor is it an admin on agent-orchestration.
+    let (status, _) = fx
+        .agents
+        .post(
+            "/api/agents",
+            Some(&kael),
+            json!({"agent_id": "vega", "name": "Vega"}),
+        )
+        .await;
+    assert_eq!(status, 403);
+    // And the WebSocket hub (which asks backend-api about keys) closes with 4403.
+    let api_url = format!("http://{}", fx.api.addr);
+    let ws = spawn_sibling(
+        &fx.api,
+        "websocket-streaming",
+        &[("BACKEND_API_URL", api_url.as_str())],
+    )
+    .await;
+    let bearer = format!("Bearer {kael}");
+    let mut client =
+        crate::support::ws::Client::open(ws.addr, "/ws", &[("authorization", &bearer)]).await;
+    assert_eq!(client.closed().await.code, 4403);
+}

@@ -25,7 +25,7 @@ use serde_json::Value;
 
 use crate::platform::catalog::{Need, ServiceSpec, VarSpec, JWT_SECRET_VAR};
 use crate::services::ServiceState;
-use crate::shared::auth::{Principal, Scope, Via};
+use crate::shared::auth::{Principal, Scope};
 use crate::shared::error::ApiError;
 
 /// Where every change is announced.
@@ -63,27 +63,20 @@ pub fn timeout(state: &ServiceState) -> Duration {
         .map_or(DEFAULT_TIMEOUT, |s| Duration::from_secs(s.max(1) as u64))
 }
 
-/// Whether the caller is an admin acting with write rights (a session, or an admin's key).
+/// Whether the caller is an admin acting with write rights (a session, or an admin's key — never
+/// an agent key, though an admin minted it).
 pub fn is_operator(principal: &Principal) -> bool {
-    principal.role.is_admin() && principal.allows(Scope::Write)
+    principal.role.is_admin() && principal.allows(Scope::Write) && principal.agent_scope().is_none()
 }
 
 /// Whether the caller is the agent `agent_id` (a key with the scope `agent:<agent_id>`).
 pub fn is_agent(principal: &Principal, agent_id: &str) -> bool {
-    match &principal.via {
-        Via::ApiKey { scopes, .. } => scopes
-            .iter()
-            .any(|s| s.strip_prefix("agent:") == Some(agent_id)),
-        Via::Session { .. } => false,
-    }
+    principal.agent_scope() == Some(agent_id)
 }
 
-/// The agent a key acts for (its first `agent:<id>` scope; a key acts for one agent).
+/// The agent a key acts for (its one `agent:<id>` scope).
 pub fn acting_agent(principal: &Principal) -> Option<&str> {
-    match &principal.via {
-        Via::ApiKey { scopes, .. } => scopes.iter().find_map(|s| s.strip_prefix("agent:")),
-        Via::Session { .. } => None,
-    }
+    principal.agent_scope()
 }
 
 pub fn forbidden(what: &str) -> ApiError {

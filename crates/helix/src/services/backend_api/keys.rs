@@ -66,6 +66,15 @@ fn checked_scopes(principal: &Principal, mut scopes: Vec<String>) -> Result<Vec<
             &format!("unknown scope {bad:?}; expected read, write, admin or agent:<agent_id>"),
         ));
     }
+    // An agent key is that agent and nothing more: one agent, and at most `read` beside it.
+    let agent_scopes = scopes.iter().filter(|s| is_agent_scope(s)).count();
+    let beyond_read = scopes.iter().any(|s| s == "write" || s == "admin");
+    if agent_scopes > 1 || (agent_scopes == 1 && beyond_read) {
+        return Err(ApiError::unprocessable(
+            "scopes",
+            "an agent key has one agent:<agent_id> scope and at most read beside it",
+        ));
+    }
     let privileged = |s: &String| s == "admin" || is_agent_scope(s);
     if scopes.iter().any(privileged) && !principal.role.is_admin() {
         return Err(ApiError::new(
@@ -80,7 +89,7 @@ fn checked_scopes(principal: &Principal, mut scopes: Vec<String>) -> Result<Vec<
 /// Create an API key for the caller. The key is in this answer and nowhere else, ever.
 #[utoipa::path(post, path = "/api/keys", tag = "keys", request_body = Create, security(("bearer" = []), ("api_key" = [])), responses(
     (status = 201, body = KeyCreated),
-    (status = 403, description = "An admin scope without being an admin, or a non-admin key minting keys", body = ErrorBody),
+    (status = 403, description = "An admin or agent scope without being an admin, or a non-admin key minting keys", body = ErrorBody),
     (status = 422, description = "A field breaks a rule", body = ErrorBody),
 ))]
 pub async fn create(

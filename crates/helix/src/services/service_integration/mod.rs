@@ -72,6 +72,7 @@ pub const SPEC: ServiceSpec = ServiceSpec {
     vars: &[
         JWT_SECRET_VAR,
         BACKEND_API_URL_VAR,
+        crate::shared::rate_limit::PER_MINUTE_SPEC,
         VarSpec::optional(
             "AGENT_ORCHESTRATOR_URL",
             "where agent-orchestration answers",

@@ -19,6 +19,8 @@ pub mod close {
     pub const SLOW_CONSUMER: u16 = 4001;
     /// No valid credential at connect, or the token expired and no fresh one came in time.
     pub const UNAUTHORIZED: u16 = 4401;
+    /// A credential that may not use the hub (an agent key).
+    pub const FORBIDDEN: u16 = 4403;
     /// Far too many frames: the client kept going after being told to slow down.
     pub const FLOOD: u16 = 4429;
     pub const GOING_AWAY: u16 = 1001;

@@ -38,6 +38,9 @@ pub const CACHE_TTL: Duration = Duration::from_secs(30);
 /// Entries per cache; beyond this, expired entries are swept and then the oldest half dropped.
 const CACHE_CAPACITY: usize = 100_000;
 
+/// The only service that accepts agent keys.
+const AGENT_SERVICE: &str = "agent-orchestration";
+
 /// What an API key may do. A session (JWT) may do everything its role allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
@@ -94,6 +97,28 @@ impl Principal {
             StatusCode::FORBIDDEN,
             "forbidden",
             format!("this requires the {} scope or role", scope.as_str()),
+        ))
+    }
+
+    /// The agent an agent key acts for (its `agent:<agent_id>` scope): such a key is accepted by
+    /// agent-orchestration only.
+    pub fn agent_scope(&self) -> Option<&str> {
+        match &self.via {
+            Via::ApiKey { scopes, .. } => scopes.iter().find_map(|s| s.strip_prefix("agent:")),
+            Via::Session { .. } => None,
+        }
+    }
+
+    /// 403 for an agent key on a service other than agent-orchestration: the key belongs to the
+    /// admin who minted it, and must not reach that admin's own data.
+    pub fn refuse_agent_key(&self, service: &str) -> Result<(), ApiError> {
+        if self.agent_scope().is_none() || service == AGENT_SERVICE {
+            return Ok(());
+        }
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "agent_key",
+            "agent keys are accepted by agent-orchestration only",
         ))
     }
 
@@ -377,32 +402,56 @@ impl FromRequestParts<ServiceState> for Principal {
         parts: &mut Parts,
         state: &ServiceState,
     ) -> Result<Self, Self::Rejection> {
-        let Some(auth) = state.auth() else {
-            return Err(
-                ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
-                    .into_response(),
-            );
-        };
-        let principal = auth
-            .authenticate(parts)
-            .await
+        let principal = extract(parts, state).await?;
+        principal
+            .refuse_agent_key(state.spec().name)
             .map_err(IntoResponse::into_response)?;
-        if let Some(bus) = state.bus() {
-            let (name, id) = match &principal.via {
-                Via::Session { .. } => ("user", principal.user_id),
-                Via::ApiKey { key_id, .. } => ("key", *key_id),
-            };
-            let limit = rate_limit::Limit {
-                name,
-                limit: state.rate_per_minute(),
-                window: rate_limit::MINUTE,
-            };
-            state
-                .leases()
-                .check(&**bus, limit, &id.to_string())
-                .await
-                .map_err(IntoResponse::into_response)?;
-        }
         Ok(principal)
     }
+}
+
+/// Any authenticated caller, agent keys included on every service: for introspection, which
+/// must describe an agent key to the service asking rather than refuse it.
+#[derive(Debug, Clone)]
+pub struct AnyPrincipal(pub Principal);
+
+impl FromRequestParts<ServiceState> for AnyPrincipal {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &ServiceState,
+    ) -> Result<Self, Self::Rejection> {
+        extract(parts, state).await.map(AnyPrincipal)
+    }
+}
+
+/// Authenticate a request's credential and charge it to its rate limit.
+async fn extract(parts: &Parts, state: &ServiceState) -> Result<Principal, Response> {
+    let Some(auth) = state.auth() else {
+        return Err(
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource").into_response(),
+        );
+    };
+    let principal = auth
+        .authenticate(parts)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    if let Some(bus) = state.bus() {
+        let (name, id) = match &principal.via {
+            Via::Session { .. } => ("user", principal.user_id),
+            Via::ApiKey { key_id, .. } => ("key", *key_id),
+        };
+        let limit = rate_limit::Limit {
+            name,
+            limit: state.rate_per_minute(),
+            window: rate_limit::MINUTE,
+        };
+        state
+            .leases()
+            .check(&**bus, limit, &id.to_string())
+            .await
+            .map_err(IntoResponse::into_response)?;
+    }
+    Ok(principal)
 }
