@@ -57,6 +57,33 @@ where
     }
 }
 
+/// `Option<ApiJson<T>>`: no body at all (no content type, no length) is `None`; anything else is
+/// checked exactly as [`ApiJson`] checks it.
+impl<T, S> axum::extract::OptionalFromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Option<Self>, Self::Rejection> {
+        let headers = req.headers();
+        let length = headers
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok());
+        let chunked = headers.contains_key(axum::http::header::TRANSFER_ENCODING);
+        let empty = !headers.contains_key(axum::http::header::CONTENT_TYPE)
+            && !chunked
+            && length.is_none_or(|l| l.trim() == "0");
+        if empty {
+            return Ok(None);
+        }
+        <Self as FromRequest<S>>::from_request(req, state)
+            .await
+            .map(Some)
+    }
+}
+
 /// `application/json` or any `application/*+json`, as axum's `Json` accepts.
 fn is_json(headers: &axum::http::HeaderMap) -> bool {
     let Some(value) = headers.get(axum::http::header::CONTENT_TYPE) else {

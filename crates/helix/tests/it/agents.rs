@@ -258,6 +258,25 @@ async fn a_task_moves_forward_only_and_only_by_its_agent() {
         .await;
     assert_eq!(status, 404);
     assert_eq!(fx.act(&task, "teleport", &kael, json!({})).await.0, 404);
+    assert_eq!(fx.act("not-a-uuid", "claim", &kael, json!({})).await.0, 404);
+    let raw = |content_type: &'static str, body: &'static str| {
+        fx.agents
+            .client
+            .post(fx.agents.url(&format!("/api/tasks/{task}/progress")))
+            .bearer_auth(&kael)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    assert_eq!(raw("application/json", "{").await.unwrap().status(), 400);
+    assert_eq!(raw("text/plain", "hi").await.unwrap().status(), 415);
+    assert_eq!(
+        raw("application/json", r#"{"mood":1}"#)
+            .await
+            .unwrap()
+            .status(),
+        422
+    );
 }
 
 async fn next_change(changes: &mut helix_bus::Subscription) -> Value {

@@ -202,15 +202,14 @@ pub async fn heartbeat(
             "only the agent itself (its agent key) or an admin may heartbeat",
         ));
     }
-    let agents = store(&state)?.agents();
-    let before = agents.agent(&agent_id).await.map_err(ApiError::store)?;
-    let before = before.ok_or_else(|| not_found(&agent_id))?;
-    let agent = agents
-        .heartbeat(&agent_id, Utc::now())
-        .await
-        .map_err(ApiError::store)?;
-    let agent = agent.ok_or_else(|| not_found(&agent_id))?;
-    if before.status != agent.status {
+    let now = Utc::now();
+    let agent = store(&state)?.agents().heartbeat(&agent_id, now).await;
+    let agent = agent
+        .map_err(ApiError::store)?
+        .ok_or_else(|| not_found(&agent_id))?;
+    // The store touches `updated_at` only when the heartbeat woke the agent: decided by the
+    // update itself, so a sweep racing this heartbeat cannot hide the change.
+    if agent.updated_at.timestamp_micros() == now.timestamp_micros() {
         announce(&state, json!({"type": "agent.status", "agent_id": agent.agent_id, "status": agent.status.as_str()})).await;
     }
     Ok(Json(agent.into()))

@@ -120,7 +120,7 @@ pub async fn send(
 pub async fn reply(
     State(state): State<ServiceState>,
     principal: Principal,
-    Path((agent_id, command_id)): Path<(String, Uuid)>,
+    Path((agent_id, command_id)): Path<(String, String)>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<StatusCode, ApiError> {
     if !is_agent(&principal, &agent_id) && !is_operator(&principal) {
@@ -128,6 +128,7 @@ pub async fn reply(
             "only the agent itself (its agent key) or an admin may reply",
         ));
     }
+    let command_id = Uuid::parse_str(&command_id).map_err(|_| ApiError::not_found())?;
     let bus = state.bus().ok_or_else(no_bus)?;
     let channel = reply_channel(&agent_id, command_id);
     bus.publish(&channel, Bytes::from(body.to_string()))

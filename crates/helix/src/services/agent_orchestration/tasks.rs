@@ -8,7 +8,6 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use helix_store::agents::{Moved, NewTask, Task, TaskPatch, TaskQuery, TaskStatus};
 use serde::{Deserialize, Serialize};
@@ -162,9 +161,9 @@ pub async fn list(
 pub async fn get(
     State(state): State<ServiceState>,
     principal: Principal,
-    Path(id): Path<Uuid>,
+    Path(id): Path<String>,
 ) -> Result<Json<TaskOut>, ApiError> {
-    let task = visible_task(&state, &principal, id).await?;
+    let task = visible_task(&state, &principal, task_id(&id)?).await?;
     Ok(Json(task.into()))
 }
 
@@ -188,10 +187,11 @@ async fn visible_task(
 pub async fn act(
     State(state): State<ServiceState>,
     principal: Principal,
-    Path((id, action)): Path<(Uuid, String)>,
-    body: Bytes,
+    Path((id, action)): Path<(String, String)>,
+    body: Option<ApiJson<Report>>,
 ) -> Result<Json<TaskOut>, ApiError> {
-    let (to, patch) = planned(&action, report(&body)?)?;
+    let id = task_id(&id)?;
+    let (to, patch) = planned(&action, body.map(|b| b.0).unwrap_or_default())?;
     // An agent moves only its own tasks, checked in the move itself (no read first): another
     // agent's task answers 404 like a missing one.
     let by = match is_operator(&principal) {
@@ -251,12 +251,9 @@ fn planned(action: &str, report: Report) -> Result<(TaskStatus, TaskPatch), ApiE
     Ok((to, patch))
 }
 
-/// The body of a move: empty, or a JSON [`Report`].
-fn report(body: &[u8]) -> Result<Report, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Report::default());
-    }
-    serde_json::from_slice(body).map_err(|e| ApiError::unprocessable("body", &e.to_string()))
+/// A task id from the path; anything that is not a UUID names no task (404).
+fn task_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::not_found())
 }
 
 fn checked_type(task_type: &str) -> Result<String, ApiError> {
