@@ -350,17 +350,14 @@ async fn a_command_returns_the_agents_reply_or_times_out() {
     fx.register("kael").await;
     let kael = fx.agent_key("kael").await;
     let bus = fx.agents.state.bus().expect("a bus").clone();
-    let mut commands = bus
-        .subscribe("agent:kael:commands")
-        .await
-        .expect("subscribe");
+    let mut commands = bus.subscribe("agent:kael").await.expect("subscribe");
     let url = fx.agents.url("");
     let client = fx.agents.client.clone();
     let agent = tokio::spawn(async move {
         let Some(Event::Message(m)) = commands.recv().await else {
             panic!("no command")
         };
-        let command: Value = serde_json::from_slice(&m.payload).expect("JSON");
+        let command: Value = crate::support::published_json(&m.payload);
         assert_eq!(command["command"], "ping");
         let id = command["command_id"].as_str().expect("an id");
         let response = client
@@ -478,7 +475,8 @@ async fn agent_keys_are_one_agent_minted_by_admins_and_work_on_agent_orchestrati
         )
         .await;
     assert_eq!(status, 403);
-    // And the WebSocket hub (which asks backend-api about keys) closes with 4403.
+    // On the WebSocket hub (which asks backend-api about keys) it reads its own channel only,
+    // where its task offers arrive, and heartbeats there.
     let api_url = format!("http://{}", fx.api.addr);
     let ws = spawn_sibling(
         &fx.api,
@@ -486,8 +484,26 @@ async fn agent_keys_are_one_agent_minted_by_admins_and_work_on_agent_orchestrati
         &[("BACKEND_API_URL", api_url.as_str())],
     )
     .await;
-    let bearer = format!("Bearer {kael}");
-    let mut client =
-        crate::support::ws::Client::open(ws.addr, "/ws", &[("authorization", &bearer)]).await;
-    assert_eq!(client.closed().await.code, 4403);
+    let mut client = crate::support::ws::Client::connect(&ws, &kael).await;
+    client
+        .send(json!({"type": "subscribe", "channel": "consciousness:stream"}))
+        .await;
+    assert_eq!(client.next().await["code"], "forbidden");
+    client.subscribe("agent:kael").await;
+    let task = fx.task("kael").await;
+    let offer = client.next().await;
+    assert_eq!(
+        (
+            offer["data"]["type"].as_str(),
+            offer["data"]["task"]["id"].as_str()
+        ),
+        (Some("task.offered"), Some(task.as_str()))
+    );
+    client.send(json!({"type": "heartbeat", "id": 1})).await;
+    assert_eq!(client.next().await["type"], "heartbeat_ack");
+    eventually("kael active after a heartbeat over the hub", async || {
+        let (_, agent) = fx.agents.get_as("/api/agents/kael", &fx.admin).await;
+        agent["status"] == "active"
+    })
+    .await;
 }

@@ -202,17 +202,33 @@ pub async fn heartbeat(
             "only the agent itself (its agent key) or an admin may heartbeat",
         ));
     }
-    let now = Utc::now();
-    let agent = store(&state)?.agents().heartbeat(&agent_id, now).await;
+    let agent = record_heartbeat(&state, &agent_id).await;
     let agent = agent
         .map_err(ApiError::store)?
         .ok_or_else(|| not_found(&agent_id))?;
+    Ok(Json(agent.into()))
+}
+
+/// Record a heartbeat (over HTTP, or handed over by the WebSocket hub) and announce the agent's
+/// waking up; `None` for an unknown agent.
+pub async fn record_heartbeat(
+    state: &ServiceState,
+    agent_id: &str,
+) -> Result<Option<Agent>, StoreError> {
+    let Some(store) = state.store() else {
+        return Ok(None);
+    };
+    let now = Utc::now();
+    let Some(agent) = store.agents().heartbeat(agent_id, now).await? else {
+        return Ok(None);
+    };
     // The store touches `updated_at` only when the heartbeat woke the agent: decided by the
     // update itself, so a sweep racing this heartbeat cannot hide the change.
     if agent.updated_at.timestamp_micros() == now.timestamp_micros() {
-        announce(&state, json!({"type": "agent.status", "agent_id": agent.agent_id, "status": agent.status.as_str()})).await;
+        let event = json!({"type": "agent.status", "agent_id": agent.agent_id, "status": agent.status.as_str()});
+        announce(state, event).await;
     }
-    Ok(Json(agent.into()))
+    Ok(Some(agent))
 }
 
 /// Every agent's last heartbeat, state and current task (anyone signed in).
@@ -258,7 +274,10 @@ async fn current_task(
 
 /// 1–64 of a-z, 0-9, '-', '_'.
 pub fn checked_id(id: &str) -> Result<String, ApiError> {
-    let ok = !id.is_empty()
+    // Reserved: `agent:coordination` and `agent:heartbeats` are channels of their own.
+    let reserved = ["coordination", "heartbeats"].contains(&id);
+    let ok = !reserved
+        && !id.is_empty()
         && id.len() <= 64
         && id
             .chars()

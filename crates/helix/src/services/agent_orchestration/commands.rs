@@ -1,8 +1,8 @@
 //! Commands: an admin sends a command to an agent and waits for its reply.
 //!
-//! Flow: the request listens on the reply channel `agent:<id>:reply:<command_id>` → publishes
-//! `{"type":"command",…,"reply_to":…}` on the agent's channel `agent:<id>:commands` → the agent
-//! (listening on the bus, or told by whatever relays that channel) answers with
+//! Flow: the request listens on the reply channel `agent:<id>:reply:<command_id>` → appends
+//! `{"type":"command",…,"reply_to":…}` on the agent's own channel `agent:<id>` → the agent
+//! (listening on the bus, or over the WebSocket hub with its agent key) answers with
 //! `POST /api/agents/{id}/commands/{command_id}/reply`, which any instance publishes on the
 //! reply channel → the waiting request answers 200 with the reply, or 504 after the timeout.
 //! Commands are not stored: one that nobody answers is simply timed out.
@@ -13,7 +13,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use bytes::Bytes;
-use helix_bus::Event;
+use helix_bus::{Event, Retention};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -36,10 +36,6 @@ pub struct Command {
     args: Value,
     /// How long to wait for the reply (100 to 30000 ms, default 5000).
     timeout_ms: Option<u64>,
-}
-
-fn commands_channel(agent_id: &str) -> String {
-    format!("agent:{agent_id}:commands")
 }
 
 fn reply_channel(agent_id: &str, command_id: Uuid) -> String {
@@ -88,9 +84,11 @@ pub async fn send(
         "type": "command", "command_id": command_id, "agent_id": agent_id,
         "command": body.command, "args": body.args, "reply_to": reply_to,
     });
-    bus.publish(
-        &commands_channel(&agent_id),
+    let channel = super::agent_channel(&agent_id);
+    bus.append(
+        &channel,
         Bytes::from(command.to_string()),
+        &Retention::default(),
     )
     .await
     .map_err(|_| no_bus())?;

@@ -30,6 +30,13 @@ use crate::shared::error::ApiError;
 
 /// Where every change is announced.
 pub const CHANNEL: &str = "agent:coordination";
+/// Where the WebSocket hub hands over heartbeats agents send it (a plain bus channel).
+pub const HEARTBEATS: &str = "agent:heartbeats";
+
+/// One agent's own channel: its task offers and commands (readable over the hub with its key).
+pub fn agent_channel(agent_id: &str) -> String {
+    format!("agent:{agent_id}")
+}
 /// Seconds without a heartbeat before an agent counts as gone.
 pub const TIMEOUT_VAR: &str = "HELIX_AGENT_TIMEOUT_SECS";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -37,6 +44,7 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// The routes agent-orchestration adds; starts the sweeper.
 pub fn routes(state: &ServiceState) -> Router<ServiceState> {
     sweeper::spawn(state.clone(), timeout(state));
+    sweeper::listen_for_heartbeats(state.clone());
     Router::new()
         .route("/api/agents", get(agents::list).post(agents::create))
         .route("/api/agents/status", get(agents::status))
@@ -91,13 +99,24 @@ pub fn require_operator(principal: &Principal) -> Result<(), ApiError> {
     }
 }
 
+/// Offer a task: on `agent:coordination` and on its agent's own channel.
+pub async fn offer(state: &ServiceState, task: &tasks::TaskOut) {
+    let event = serde_json::json!({"type": "task.offered", "task": task});
+    announce(state, event.clone()).await;
+    append(state, &agent_channel(task.agent_id()), event).await;
+}
+
 /// Announce a change on `agent:coordination` (best effort: logged when the bus fails; the
 /// database has the change either way).
 pub async fn announce(state: &ServiceState, event: Value) {
+    append(state, CHANNEL, event).await;
+}
+
+async fn append(state: &ServiceState, channel: &str, event: Value) {
     let Some(bus) = state.bus() else { return };
     let payload = Bytes::from(event.to_string());
-    if let Err(error) = bus.append(CHANNEL, payload, &Retention::default()).await {
-        tracing::warn!(%error, "announcing an agent change failed");
+    if let Err(error) = bus.append(channel, payload, &Retention::default()).await {
+        tracing::warn!(%error, channel, "announcing an agent change failed");
     }
 }
 

@@ -8,8 +8,8 @@ use std::time::Duration;
 use chrono::Utc;
 use serde_json::json;
 
-use super::announce;
 use super::tasks::TaskOut;
+use super::{announce, offer, HEARTBEATS};
 use crate::services::ServiceState;
 
 pub fn spawn(state: ServiceState, timeout: Duration) {
@@ -21,6 +21,41 @@ pub fn spawn(state: ServiceState, timeout: Duration) {
             tokio::select! {
                 () = state.stopping().cancelled() => return,
                 _ = tick.tick() => sweep(&state, timeout).await,
+            }
+        }
+    });
+}
+
+/// Record the heartbeats the WebSocket hub hands over on [`HEARTBEATS`] (`{"agent_id":…}`,
+/// from connections authenticated with that agent's key), until the service stops.
+pub fn listen_for_heartbeats(state: ServiceState) {
+    let Some(bus) = state.bus().cloned() else {
+        return;
+    };
+    tokio::spawn(async move {
+        let mut beats = match bus.subscribe(HEARTBEATS).await {
+            Ok(beats) => beats,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for heartbeats from the WebSocket hub");
+                return;
+            }
+        };
+        loop {
+            let event = tokio::select! {
+                () = state.stopping().cancelled() => return,
+                event = beats.recv() => event,
+            };
+            match event {
+                Some(helix_bus::Event::Message(m)) => {
+                    let beat: Option<serde_json::Value> = serde_json::from_slice(&m.payload).ok();
+                    if let Some(agent) = beat.as_ref().and_then(|b| b["agent_id"].as_str()) {
+                        if let Err(error) = super::agents::record_heartbeat(&state, agent).await {
+                            tracing::warn!(%error, "recording a heartbeat failed");
+                        }
+                    }
+                }
+                Some(_) => {}
+                None => return,
             }
         }
     });
@@ -41,8 +76,7 @@ async fn sweep(state: &ServiceState, timeout: Duration) {
     match store.agents().reoffer_stale(silent_since, now).await {
         Ok(tasks) => {
             for task in tasks {
-                let out = TaskOut::from(task);
-                announce(state, json!({"type": "task.offered", "task": &out})).await;
+                offer(state, &TaskOut::from(task)).await;
             }
         }
         Err(error) => tracing::warn!(%error, "offering stale tasks again failed"),

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::agents::{checked_id, store};
-use super::{acting_agent, announce, forbidden, is_agent, is_operator, require_operator};
+use super::{acting_agent, announce, forbidden, is_agent, is_operator, offer, require_operator};
 use crate::services::ServiceState;
 use crate::shared::auth::Principal;
 use crate::shared::error::ApiError;
@@ -40,6 +40,12 @@ pub struct TaskOut {
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     claimed_at: Option<DateTime<Utc>>,
+}
+
+impl TaskOut {
+    pub fn agent_id(&self) -> &str {
+        &self.agent_id
+    }
 }
 
 impl From<Task> for TaskOut {
@@ -114,7 +120,7 @@ pub async fn create(
         other => ApiError::store(other),
     })?;
     let out = TaskOut::from(task);
-    announce(&state, json!({"type": "task.offered", "task": &out})).await;
+    offer(&state, &out).await;
     Ok((StatusCode::CREATED, Json(out)))
 }
 

@@ -7,7 +7,10 @@
 //! | `agent:coordination`   | services and admins      | services and admins      |
 //! | `conversation:<uuid>`  | its owner                | its owner                |
 //! | `user:<uuid>`          | that user                | services and admins      |
+//! | `agent:<agent_id>`     | that agent, services, admins | services and admins  |
 //!
+//! An agent key (an `agent:<agent_id>` scope) reaches its own agent channel and nothing else:
+//! agent-orchestration offers tasks and sends commands there.
 //! "Services and admins": an admin (or the creator) signed in, or an API key of such an account
 //! with the `write` or `admin` scope (how the platform's services authenticate). Whether a
 //! conversation belongs to the caller is asked of backend-api ([`Ownership`]), with the caller's
@@ -25,13 +28,15 @@ use crate::shared::auth::{Principal, Scope};
 pub const MAX_NAME: usize = 128;
 
 /// A channel the hub serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Channel {
     Consciousness,
     ServiceHealth,
     AgentCoordination,
     Conversation(Uuid),
     User(Uuid),
+    /// One agent's own channel (`agent:kael`).
+    Agent(String),
 }
 
 /// Why a channel cannot be used; each becomes an error frame with this code.
@@ -39,7 +44,7 @@ pub enum Channel {
 pub enum ChannelError {
     #[error("channel names are at most 128 characters of a-z, 0-9, ':', '-', '_' and '.'")]
     BadName,
-    #[error("no such channel: expected consciousness:stream, service:health, agent:coordination, conversation:<id> or user:<id>")]
+    #[error("no such channel: expected consciousness:stream, service:health, agent:coordination, conversation:<id>, user:<id> or agent:<agent_id>")]
     Unknown,
     #[error("this channel is not yours to use")]
     Forbidden,
@@ -71,6 +76,16 @@ impl Channel {
             _ => {}
         }
         let (kind, id) = name.split_once(':').ok_or(ChannelError::Unknown)?;
+        if kind == "agent" {
+            let valid = id.len() <= 64
+                && !id.is_empty()
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_".contains(c));
+            return valid
+                .then(|| Channel::Agent(id.to_owned()))
+                .ok_or(ChannelError::Unknown);
+        }
         // Only the canonical spelling: the name is the channel, so `conversation:<ID>` in
         // capitals or without hyphens would pass the owner check and then never hear anything.
         let id = Uuid::parse_str(id)
@@ -122,7 +137,12 @@ impl Ownership {
         credential: &str,
         channel: Channel,
     ) -> Result<(), ChannelError> {
+        if let Some(agent) = principal.agent_scope() {
+            let own = channel == Channel::Agent(agent.to_owned());
+            return own.then_some(()).ok_or(ChannelError::Forbidden);
+        }
         let allowed = match channel {
+            Channel::Agent(_) => is_service(principal),
             Channel::Consciousness | Channel::ServiceHealth => principal.allows(Scope::Read),
             Channel::AgentCoordination => is_service(principal),
             Channel::User(id) => id == principal.user_id && principal.allows(Scope::Read),
@@ -140,6 +160,9 @@ impl Ownership {
         credential: &str,
         channel: Channel,
     ) -> Result<(), ChannelError> {
+        if principal.agent_scope().is_some() {
+            return Err(ChannelError::Forbidden);
+        }
         let allowed = match channel {
             Channel::Conversation(id) => {
                 principal.allows(Scope::Write) && self.owns(principal, credential, id).await?
@@ -198,6 +221,14 @@ mod tests {
             Ok(Channel::Conversation(id))
         );
         assert_eq!(Channel::parse(&format!("user:{id}")), Ok(Channel::User(id)));
+        assert_eq!(
+            Channel::parse("agent:kael"),
+            Ok(Channel::Agent("kael".into()))
+        );
+        assert_eq!(
+            Channel::parse("agent:coordination"),
+            Ok(Channel::AgentCoordination)
+        );
         for bad in [
             "",
             "Conversation:x",

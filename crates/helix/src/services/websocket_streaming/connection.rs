@@ -23,10 +23,14 @@ use tokio::time::{Instant, Sleep};
 use super::channels::Channel;
 use super::hub::{Control, Hub, Outbox};
 use super::protocol::{self, close, Batch, ClientFrame, Frame};
+use crate::services::agent_orchestration::HEARTBEATS;
 use crate::shared::auth::Principal;
 
 /// Most queued messages written before one flush.
 const BATCH: usize = 256;
+/// How long a write blocked by a client that stopped reading may still take once the connection
+/// is asked to close.
+const WRITE_GRACE: Duration = Duration::from_secs(10);
 /// How long a close frame may take to go out before the connection is simply dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -191,13 +195,23 @@ impl Connection {
             };
             let end = match step {
                 Step::Close(code) => Some(End::Close(code, reason(code))),
-                // A client that stopped reading blocks the write; a close request (its queue
-                // filled up, or the drain) must still get through.
-                Step::Queued(batch) => tokio::select! {
-                    biased;
-                    code = &mut closed => Some(End::Close(code, reason(code))),
-                    written = self.write_batch(batch) => written.err(),
-                },
+                Step::Queued(batch) => {
+                    let write = self.write_batch(batch);
+                    tokio::pin!(write);
+                    tokio::select! {
+                        biased;
+                        written = &mut write => written.err(),
+                        // A client that stopped reading blocks the write. Asked to close (its
+                        // queue filled up, or the drain), the write gets a bounded time to
+                        // finish so the close frame follows a whole frame; a client still not
+                        // reading by then is dropped without one.
+                        code = &mut closed => match tokio::time::timeout(WRITE_GRACE, &mut write).await {
+                            Ok(Ok(())) => Some(End::Close(code, reason(code))),
+                            Ok(Err(end)) => Some(end),
+                            Err(_) => Some(End::Gone),
+                        },
+                    }
+                }
                 Step::Incoming(incoming) => self.on_incoming(incoming).await.err(),
                 Step::Timer => self.on_timer().await.err(),
             };
@@ -338,6 +352,7 @@ impl Connection {
             }
             ClientFrame::Ping { id } => self.send(protocol::pong(id.as_ref())).await,
             ClientFrame::Auth { token, id } => self.reauthenticate(&token, id.as_ref()).await,
+            ClientFrame::Heartbeat { id } => self.heartbeat(id.as_ref()).await,
         }
     }
 
@@ -498,6 +513,27 @@ impl Connection {
             .map_err(unavailable)?;
         let frame = protocol::published(channel, &position.epoch, position.offset, id);
         Ok(Some(frame))
+    }
+
+    /// An agent's heartbeat, handed to agent-orchestration over the bus (every instance of it
+    /// records it; the first one that wakes the agent announces it).
+    async fn heartbeat(&mut self, id: Option<&Value>) -> Result<(), End> {
+        let Some(agent) = self.session.principal.agent_scope().map(str::to_owned) else {
+            let message = "heartbeats come from agents: connect with an agent key";
+            return self
+                .send(protocol::error("not_an_agent", message, None, id))
+                .await;
+        };
+        let beat = serde_json::json!({"agent_id": agent}).to_string();
+        let sent = self.hub.bus.publish(HEARTBEATS, Bytes::from(beat)).await;
+        let frame = match sent {
+            Ok(()) => protocol::heartbeat_ack(&agent, id),
+            Err(e) => {
+                let (code, message) = unavailable(e);
+                protocol::error(code, &message, None, id)
+            }
+        };
+        self.send(frame).await
     }
 
     /// A fresh credential for the same user: the connection lives on.

@@ -170,11 +170,6 @@ async fn open(
     upgrade.on_upgrade(move |socket| {
         tracker.track_future(async move {
             match checked {
-                Ok(session) if session.principal.agent_scope().is_some() => {
-                    hub.metrics.refused.inc();
-                    let reason = "agent keys are accepted by agent-orchestration only";
-                    refuse(socket, close::FORBIDDEN, reason).await;
-                }
                 Ok(session) => connection::run(hub, socket, session, channel).await,
                 Err(e) => {
                     hub.metrics.refused.inc();

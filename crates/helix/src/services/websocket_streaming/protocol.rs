@@ -19,8 +19,6 @@ pub mod close {
     pub const SLOW_CONSUMER: u16 = 4001;
     /// No valid credential at connect, or the token expired and no fresh one came in time.
     pub const UNAUTHORIZED: u16 = 4401;
-    /// A credential that may not use the hub (an agent key).
-    pub const FORBIDDEN: u16 = 4403;
     /// Far too many frames: the client kept going after being told to slow down.
     pub const FLOOD: u16 = 4429;
     pub const GOING_AWAY: u16 = 1001;
@@ -56,6 +54,10 @@ pub enum ClientFrame {
     /// A fresh credential, sent when the server asked for one (`token_expiring`).
     Auth {
         token: String,
+        id: Option<Value>,
+    },
+    /// An agent (connected with its agent key) says it is alive.
+    Heartbeat {
         id: Option<Value>,
     },
 }
@@ -175,6 +177,10 @@ pub fn published(channel: &str, epoch: &str, offset: u64, id: Option<&Value>) ->
 
 pub fn pong(id: Option<&Value>) -> Utf8Bytes {
     with_id(json!({"type": "pong"}), id)
+}
+
+pub fn heartbeat_ack(agent_id: &str, id: Option<&Value>) -> Utf8Bytes {
+    with_id(json!({"type": "heartbeat_ack", "agent_id": agent_id}), id)
 }
 
 pub fn authenticated(expires_at: Option<i64>, id: Option<&Value>) -> Utf8Bytes {
