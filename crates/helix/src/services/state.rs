@@ -130,6 +130,17 @@ impl ServiceState {
         self.0.store.as_ref()
     }
 
+    /// The store, for handlers of a service that declared one: its absence is a wiring bug (500),
+    /// never the client's fault.
+    pub fn require_store(&self) -> Result<&Arc<dyn Store>, crate::shared::error::ApiError> {
+        self.store().ok_or_else(|| {
+            crate::shared::error::ApiError::internal(format!(
+                "{} started without a store",
+                self.spec().name
+            ))
+        })
+    }
+
     pub fn bus(&self) -> Option<&Arc<dyn Bus>> {
         self.0.bus.as_ref()
     }

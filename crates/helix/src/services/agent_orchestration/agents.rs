@@ -5,13 +5,13 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use helix_store::agents::{Agent, AgentChange, AgentStatus, NewAgent, TaskQuery, TaskStatus};
-use helix_store::{Store, StoreError};
+use helix_store::StoreError;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{announce, forbidden, is_agent, is_operator, require_operator};
 use crate::services::ServiceState;
-use crate::shared::auth::{Principal, Scope};
+use crate::shared::auth::{is_agent_id, Principal, Scope};
 use crate::shared::error::ApiError;
 use crate::shared::json::ApiJson;
 
@@ -68,16 +68,6 @@ pub struct Change {
     status: Option<String>,
 }
 
-pub fn store(state: &ServiceState) -> Result<&dyn Store, ApiError> {
-    state.store().map(|s| &**s).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "no database",
-        )
-    })
-}
-
 fn not_found(agent_id: &str) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
@@ -100,7 +90,11 @@ pub async fn create(
         description: text("description", body.description, 0, 1000)?,
         capabilities: checked_capabilities(body.capabilities)?,
     };
-    let created = store(&state)?.agents().create_agent(&new, Utc::now()).await;
+    let created = state
+        .require_store()?
+        .agents()
+        .create_agent(&new, Utc::now())
+        .await;
     let agent = created.map_err(|e| match e {
         StoreError::Conflict(_) => ApiError::new(
             StatusCode::CONFLICT,
@@ -123,7 +117,8 @@ pub async fn list(
     principal: Principal,
 ) -> Result<Json<Vec<AgentOut>>, ApiError> {
     principal.require(Scope::Read)?;
-    let agents = store(&state)?
+    let agents = state
+        .require_store()?
         .agents()
         .agents()
         .await
@@ -137,7 +132,7 @@ pub async fn get(
     Path(agent_id): Path<String>,
 ) -> Result<Json<AgentOut>, ApiError> {
     principal.require(Scope::Read)?;
-    let agent = store(&state)?.agents().agent(&agent_id).await;
+    let agent = state.require_store()?.agents().agent(&agent_id).await;
     let agent = agent.map_err(ApiError::store)?;
     agent
         .map(|a| Json(a.into()))
@@ -162,7 +157,8 @@ pub async fn update(
         capabilities: body.capabilities.map(checked_capabilities).transpose()?,
         status: body.status.as_deref().map(checked_status).transpose()?,
     };
-    let updated = store(&state)?
+    let updated = state
+        .require_store()?
         .agents()
         .update_agent(&agent_id, &change, Utc::now())
         .await
@@ -179,7 +175,11 @@ pub async fn delete(
     Path(agent_id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     require_operator(&principal)?;
-    let deleted = store(&state)?.agents().delete_agent(&agent_id).await;
+    let deleted = state
+        .require_store()?
+        .agents()
+        .delete_agent(&agent_id)
+        .await;
     if !deleted.map_err(ApiError::store)? {
         return Err(not_found(&agent_id));
     }
@@ -237,7 +237,7 @@ pub async fn status(
     principal: Principal,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     principal.require(Scope::Read)?;
-    let agents = store(&state)?.agents();
+    let agents = state.require_store()?.agents();
     let roster = agents.agents().await.map_err(ApiError::store)?;
     let mut out = Vec::with_capacity(roster.len());
     for agent in roster {
@@ -272,22 +272,14 @@ async fn current_task(
     Ok(None)
 }
 
-/// 1–64 of a-z, 0-9, '-', '_'.
+/// An agent id from a request (see [`is_agent_id`]); 422 otherwise.
 pub fn checked_id(id: &str) -> Result<String, ApiError> {
-    // Reserved: `agent:coordination` and `agent:heartbeats` are channels of their own.
-    let reserved = ["coordination", "heartbeats"].contains(&id);
-    let ok = !reserved
-        && !id.is_empty()
-        && id.len() <= 64
-        && id
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_".contains(c));
-    if ok {
+    if is_agent_id(id) {
         Ok(id.to_owned())
     } else {
         Err(ApiError::unprocessable(
             "agent_id",
-            "must be 1 to 64 of a-z, 0-9, '-' and '_'",
+            "must be 1 to 64 of a-z, 0-9, '-' and '_' (not coordination or heartbeats)",
         ))
     }
 }

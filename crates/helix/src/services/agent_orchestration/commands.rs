@@ -18,7 +18,6 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::agents::store;
 use super::{forbidden, is_agent, is_operator, require_operator};
 use crate::services::ServiceState;
 use crate::shared::auth::Principal;
@@ -63,7 +62,8 @@ pub async fn send(
             "must be 1 to 128 characters",
         ));
     }
-    let agent = store(&state)?
+    let agent = state
+        .require_store()?
         .agents()
         .agent(&agent_id)
         .await

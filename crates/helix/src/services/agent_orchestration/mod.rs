@@ -82,11 +82,6 @@ pub fn is_agent(principal: &Principal, agent_id: &str) -> bool {
     principal.agent_scope() == Some(agent_id)
 }
 
-/// The agent a key acts for (its one `agent:<id>` scope).
-pub fn acting_agent(principal: &Principal) -> Option<&str> {
-    principal.agent_scope()
-}
-
 pub fn forbidden(what: &str) -> ApiError {
     ApiError::new(StatusCode::FORBIDDEN, "forbidden", what.to_owned())
 }

@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::agents::{checked_id, store};
-use super::{acting_agent, announce, forbidden, is_agent, is_operator, offer, require_operator};
+use super::agents::checked_id;
+use super::{announce, forbidden, is_agent, is_operator, offer, require_operator};
 use crate::services::ServiceState;
 use crate::shared::auth::Principal;
 use crate::shared::error::ApiError;
@@ -110,7 +110,11 @@ pub async fn create(
         task_data: sized("task_data", body.task_data)?,
         created_by: principal.user_id,
     };
-    let created = store(&state)?.agents().create_task(&new, Utc::now()).await;
+    let created = state
+        .require_store()?
+        .agents()
+        .create_task(&new, Utc::now())
+        .await;
     let task = created.map_err(|e| match e {
         helix_store::StoreError::NotFound => ApiError::new(
             StatusCode::NOT_FOUND,
@@ -152,7 +156,8 @@ pub async fn list(
         before: q.before,
         limit,
     };
-    let tasks = store(&state)?
+    let tasks = state
+        .require_store()?
         .agents()
         .tasks(&query)
         .await
@@ -179,7 +184,8 @@ async fn visible_task(
     principal: &Principal,
     id: Uuid,
 ) -> Result<Task, ApiError> {
-    let task = store(state)?
+    let task = state
+        .require_store()?
         .agents()
         .task(id)
         .await
@@ -202,9 +208,10 @@ pub async fn act(
     // agent's task answers 404 like a missing one.
     let by = match is_operator(&principal) {
         true => None,
-        false => Some(acting_agent(&principal).ok_or_else(ApiError::not_found)?),
+        false => Some(principal.agent_scope().ok_or_else(ApiError::not_found)?),
     };
-    let moved = store(&state)?
+    let moved = state
+        .require_store()?
         .agents()
         .move_task(id, to, &patch, by, Utc::now())
         .await

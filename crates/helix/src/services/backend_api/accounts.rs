@@ -49,9 +49,7 @@ pub struct Refresh {
 
 /// backend-api always has a store; this only guards against a wiring mistake.
 pub(super) fn store(state: &ServiceState) -> Result<&Arc<dyn Store>, ApiError> {
-    state
-        .store()
-        .ok_or_else(|| ApiError::internal("backend-api started without a store"))
+    state.require_store()
 }
 
 pub(super) fn bus(state: &ServiceState) -> Result<&dyn helix_bus::Bus, ApiError> {

@@ -40,13 +40,9 @@ fn default_scopes() -> Vec<String> {
 /// Whether `scope` is `agent:<agent_id>` with a well-formed id: the key of one agent of
 /// agent-orchestration (it may heartbeat as that agent and move that agent's tasks).
 fn is_agent_scope(scope: &str) -> bool {
-    scope.strip_prefix("agent:").is_some_and(|id| {
-        !id.is_empty()
-            && id.len() <= 64
-            && id
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_".contains(c))
-    })
+    scope
+        .strip_prefix("agent:")
+        .is_some_and(crate::shared::auth::is_agent_id)
 }
 
 /// Scopes must be known, and `admin` and `agent:<id>` need an admin.

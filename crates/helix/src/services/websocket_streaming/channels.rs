@@ -22,7 +22,7 @@ use reqwest::StatusCode;
 use uuid::Uuid;
 
 use crate::shared::auth::cache::TtlCache;
-use crate::shared::auth::{Principal, Scope};
+use crate::shared::auth::{is_agent_id, Principal, Scope};
 
 /// Longest channel name accepted.
 pub const MAX_NAME: usize = 128;
@@ -77,12 +77,7 @@ impl Channel {
         }
         let (kind, id) = name.split_once(':').ok_or(ChannelError::Unknown)?;
         if kind == "agent" {
-            let valid = id.len() <= 64
-                && !id.is_empty()
-                && id
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_".contains(c));
-            return valid
+            return is_agent_id(id)
                 .then(|| Channel::Agent(id.to_owned()))
                 .ok_or(ChannelError::Unknown);
         }

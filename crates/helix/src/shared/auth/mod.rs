@@ -41,6 +41,18 @@ const CACHE_CAPACITY: usize = 100_000;
 /// The only service that accepts agent keys.
 const AGENT_SERVICE: &str = "agent-orchestration";
 
+/// Whether `id` can name an agent: 1–64 of a-z, 0-9, '-', '_', and not `coordination` or
+/// `heartbeats` (`agent:coordination` and `agent:heartbeats` are channels of their own). One rule
+/// for agent ids, agent key scopes and agent channels.
+pub fn is_agent_id(id: &str) -> bool {
+    !["coordination", "heartbeats"].contains(&id)
+        && !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_".contains(c))
+}
+
 /// What an API key may do. A session (JWT) may do everything its role allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
@@ -249,11 +261,16 @@ impl Authenticator {
         if api_key::looks_like_key(credential) {
             return Ok((self.api_key(credential).await?, None));
         }
-        let expires = self.jwt.verify(credential).map(|c| c.exp).ok();
-        Ok((self.token(credential).await?, expires))
+        let (principal, expires) = self.token_until(credential).await?;
+        Ok((principal, Some(expires)))
     }
 
     async fn token(&self, token: &str) -> Result<Principal, AuthError> {
+        Ok(self.token_until(token).await?.0)
+    }
+
+    /// A token's principal and its `exp` (Unix seconds).
+    async fn token_until(&self, token: &str) -> Result<(Principal, i64), AuthError> {
         let claims = self.jwt.verify(token).map_err(|e| match e {
             TokenError::Expired => AuthError::Expired,
             TokenError::Invalid => AuthError::InvalidToken,
@@ -261,13 +278,16 @@ impl Authenticator {
         if self.session_revoked(claims.sid, token).await? {
             return Err(AuthError::Revoked);
         }
-        Ok(Principal {
-            user_id: claims.sub,
-            role: claims.role,
-            via: Via::Session {
-                session_id: claims.sid,
+        Ok((
+            Principal {
+                user_id: claims.sub,
+                role: claims.role,
+                via: Via::Session {
+                    session_id: claims.sid,
+                },
             },
-        })
+            claims.exp,
+        ))
     }
 
     /// Whether the session of a verified token has ended: from the store, else from backend-api
