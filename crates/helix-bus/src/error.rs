@@ -8,8 +8,6 @@ pub enum BusError {
     InvalidUrl { reason: String },
     #[error("cannot connect to {target}: {reason}")]
     Unavailable { target: String, reason: String },
-    #[error("lease lost: job {job_id} was leased again or no longer exists")]
-    LeaseLost { job_id: String },
     #[error("bus error: {0}")]
     Backend(String),
 }

@@ -5,7 +5,6 @@
 //!   `agent:coordination`, `conversation:<id>`;
 //! - [`History`]: a bounded, replayable log per channel (offsets and an epoch), appended and
 //!   published in one step, so a client that reconnects gets exactly what it missed;
-//! - [`JobQueue`]: a durable, at-least-once queue with leases and fencing tokens;
 //! - [`KeyValue`]: small shared state with optional expiry (a maintenance flag, a session marker);
 //! - [`RateLimiter`]: sliding-window rate limits whose counts every instance shares (the
 //!   approximation is documented in [`rate`]).
@@ -145,57 +144,9 @@ pub trait PubSub: Send + Sync + 'static {
     async fn subscribe(&self, channel: &str) -> Result<Subscription, BusError>;
 }
 
-/// A job taken from a queue under a lease. Only the holder of the current `token` may ack it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Lease {
-    pub queue: String,
-    pub job_id: String,
-    pub payload: Bytes,
-    /// Fencing token: grows every time the job is leased, so a stale holder is detected.
-    pub token: u64,
-    /// How many times this job has been leased, this time included.
-    pub attempt: u32,
-}
-
-/// Counts of one queue.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct QueueStats {
-    /// Ready to be leased now.
-    pub available: u64,
-    /// Leased and not yet acknowledged (expired leases included until reclaimed).
-    pub leased: u64,
-    /// Waiting for their delay to pass.
-    pub delayed: u64,
-}
-
+/// The bus every service holds as `Arc<dyn Bus>`: channels, history, key/value and rate limits.
 #[async_trait]
-pub trait JobQueue: Send + Sync + 'static {
-    /// Add a job, available after `delay` (zero: now). Returns its id. Durable on Redis.
-    async fn enqueue(
-        &self,
-        queue: &str,
-        payload: Bytes,
-        delay: Duration,
-    ) -> Result<String, BusError>;
-
-    /// Lease the oldest available job for `lease`; `None` when the queue has nothing ready.
-    /// A job whose lease expired without ack is available again.
-    async fn reserve(&self, queue: &str, lease: Duration) -> Result<Option<Lease>, BusError>;
-
-    /// Acknowledge (delete) a leased job. Fails with [`BusError::LeaseLost`] when the lease
-    /// expired and the job was leased again (the token no longer matches) or is gone.
-    async fn ack(&self, lease: &Lease) -> Result<(), BusError>;
-
-    /// Give a leased job back, available again after `delay`. Same fencing as `ack`.
-    async fn release(&self, lease: &Lease, delay: Duration) -> Result<(), BusError>;
-
-    /// Counts of one queue.
-    async fn stats(&self, queue: &str) -> Result<QueueStats, BusError>;
-}
-
-/// The bus every service holds as `Arc<dyn Bus>`: channels, queues, key/value and rate limits.
-#[async_trait]
-pub trait Bus: PubSub + History + JobQueue + KeyValue + RateLimiter {
+pub trait Bus: PubSub + History + KeyValue + RateLimiter {
     fn backend(&self) -> Backend;
 
     /// A password-free description (`redis 127.0.0.1:6379/0`, `memory`).
@@ -232,12 +183,4 @@ pub async fn open(url: Option<&str>, options: &BusOptions) -> Result<Arc<dyn Bus
             scheme: other.to_owned(),
         }),
     }
-}
-
-/// Queue names become part of Redis keys; an empty one would break the one-slot hash tag.
-pub(crate) fn check_queue_name(queue: &str) -> Result<(), BusError> {
-    if queue.is_empty() {
-        return Err(BusError::Backend("queue name must not be empty".into()));
-    }
-    Ok(())
 }

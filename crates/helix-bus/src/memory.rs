@@ -1,23 +1,20 @@
 //! The in-process bus, the embedded default when no `REDIS_URL` is set.
 //!
-//! Owns, for one process only: the channel → subscribers fan-out ([`FanOut`]), every job
-//! queue's state ([`queue::QueueState`]), the channel logs (`history`), the key/value map (`kv`)
-//! and the rate counters (`rate`), the last two swept of expired entries as they are used (`expiring`). Nothing is
-//! serialised: a published payload is a [`Bytes`] cloned (a reference count) into each
-//! subscriber's buffer. Nothing survives a restart, and two `MemoryBus` values never see each
-//! other (channels, queues, keys and rate counts alike), so the `prefix` option has no effect
-//! here. Time is `tokio::time::Instant`, so tests can pause it.
+//! Owns, for one process only: the channel → subscribers fan-out ([`FanOut`]), the channel logs
+//! (`history`), the key/value map (`kv`) and the rate counters (`rate`), the last two swept of
+//! expired entries as they are used (`expiring`). Nothing is serialised: a published payload is a
+//! [`Bytes`] cloned (a reference count) into each subscriber's buffer. Nothing survives a
+//! restart, and two `MemoryBus` values never see each other (channels, logs, keys and rate counts
+//! alike), so the `prefix` option has no effect here. Time is `tokio::time::Instant`, so tests
+//! can pause it.
 
 mod expiring;
 mod history;
 mod kv;
-mod queue;
 mod rate;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -25,25 +22,18 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::fanout::FanOut;
-use crate::{
-    Backend, Bus, BusError, BusOptions, Event, JobQueue, Lease, Message, PubSub, QueueStats,
-    Subscription,
-};
+use crate::{Backend, Bus, BusError, BusOptions, Event, Message, PubSub, Subscription};
 use expiring::Expiring;
-use queue::QueueState;
 use rate::RateCounters;
 
-/// Pub/sub, job queues, key/value and rate limits inside this process.
+/// Pub/sub, channel history, key/value and rate limits inside this process.
 pub struct MemoryBus {
     /// Why a std mutex: it is held only to update the map and to `try_send` (never blocks),
     /// never across an `.await`. Why an `Arc`: each subscription's guard holds a `Weak` to it so
     /// dropping the subscription removes it, without keeping a closed bus alive.
     channels: Arc<Mutex<FanOut>>,
-    /// Why a std mutex: every queue operation is a few map updates with no `.await`; one lock
-    /// for all queues keeps reserve atomic (two reservers never see the same job).
-    queues: Mutex<HashMap<String, QueueState>>,
     /// Why separate std mutexes: key/value and rate operations are short map updates with no
-    /// `.await`, and a burst of rate checks should not wait behind queue work.
+    /// `.await`, and a burst of rate checks should not wait behind key/value work.
     kv: Mutex<Expiring<Bytes>>,
     rates: Mutex<RateCounters>,
     /// Why a std mutex: an append updates one log and fans out without an `.await`; it is taken
@@ -64,7 +54,6 @@ impl MemoryBus {
     pub fn new(options: &BusOptions) -> Self {
         Self {
             channels: Arc::default(),
-            queues: Mutex::default(),
             kv: Mutex::default(),
             rates: Mutex::new(RateCounters::new(Instant::now())),
             logs: Mutex::default(),
@@ -78,23 +67,6 @@ impl MemoryBus {
             return Err(closed());
         }
         Ok(())
-    }
-
-    /// Run `f` on one queue's state, creating it if needed and forgetting it once empty.
-    fn with_queue<T>(
-        &self,
-        queue: &str,
-        f: impl FnOnce(&mut QueueState) -> T,
-    ) -> Result<T, BusError> {
-        self.check_open()?;
-        crate::check_queue_name(queue)?;
-        let mut queues = lock(&self.queues);
-        let state = queues.entry(queue.to_owned()).or_default();
-        let out = f(state);
-        if state.is_empty() {
-            queues.remove(queue);
-        }
-        Ok(out)
     }
 }
 
@@ -157,59 +129,6 @@ impl PubSub for MemoryBus {
 }
 
 #[async_trait]
-impl JobQueue for MemoryBus {
-    async fn enqueue(
-        &self,
-        queue: &str,
-        payload: Bytes,
-        delay: Duration,
-    ) -> Result<String, BusError> {
-        let id = uuid::Uuid::now_v7().to_string();
-        let now = Instant::now();
-        self.with_queue(queue, |q| q.enqueue(id.clone(), payload, delay, now))?;
-        Ok(id)
-    }
-
-    async fn reserve(&self, queue: &str, lease: Duration) -> Result<Option<Lease>, BusError> {
-        let now = Instant::now();
-        let taken = self.with_queue(queue, |q| q.reserve(lease, now))?;
-        Ok(taken.map(|job| Lease {
-            queue: queue.to_owned(),
-            job_id: job.id,
-            payload: job.payload,
-            token: job.token,
-            attempt: job.attempt,
-        }))
-    }
-
-    async fn ack(&self, lease: &Lease) -> Result<(), BusError> {
-        self.with_queue(&lease.queue, |q| q.ack(&lease.job_id, lease.token))?
-            .then_some(())
-            .ok_or_else(|| lease_lost(lease))
-    }
-
-    async fn release(&self, lease: &Lease, delay: Duration) -> Result<(), BusError> {
-        let now = Instant::now();
-        self.with_queue(&lease.queue, |q| {
-            q.release(&lease.job_id, lease.token, delay, now)
-        })?
-        .then_some(())
-        .ok_or_else(|| lease_lost(lease))
-    }
-
-    async fn stats(&self, queue: &str) -> Result<QueueStats, BusError> {
-        let now = Instant::now();
-        self.with_queue(queue, |q| q.stats(now))
-    }
-}
-
-fn lease_lost(lease: &Lease) -> BusError {
-    BusError::LeaseLost {
-        job_id: lease.job_id.clone(),
-    }
-}
-
-#[async_trait]
 impl Bus for MemoryBus {
     fn backend(&self) -> Backend {
         Backend::Memory
@@ -227,7 +146,6 @@ impl Bus for MemoryBus {
         self.closed.store(true, Ordering::Release);
         // Dropping every sender ends every open subscription (`recv` yields `None`).
         lock(&self.channels).clear();
-        lock(&self.queues).clear();
         lock(&self.kv).clear();
         lock(&self.rates).clear();
         lock(&self.logs).clear();

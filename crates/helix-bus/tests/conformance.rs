@@ -1,6 +1,7 @@
-//! The `Bus` contract, written once and run on every backend: `PubSub` and `JobQueue` here,
-//! `KeyValue` and `RateLimiter` in `conformance/state.rs` (tests named `state::…`), `History` in
-//! `conformance/history.rs` (`history::…`).
+//! The `Bus` contract, written once and run on every backend: `PubSub` and the bus as a whole
+//! (identity, opening, closing, reconnects) here, `KeyValue` and `RateLimiter` in
+//! `conformance/state.rs` (tests named `state::…`), `History` in `conformance/history.rs`
+//! (`history::…`).
 //!
 //! Each test listed in `on_every_backend!` (see `conformance/support.rs`) runs twice:
 //! `memory::<name>` on a fresh in-process bus, and `redis::<name>` on the Redis named by
@@ -11,13 +12,12 @@
 //! No test sleeps to "let things settle": waits poll with a deadline, and absence of a message is
 //! proven with a sentinel published after it on the same path.
 
-use std::collections::HashSet;
 use std::time::Duration;
 
 use bytes::Bytes;
 use helix_bus::{
-    open, Backend, Bus, BusError, BusOptions, Event, JobQueue, Lease, PubSub, QueueStats, RedisBus,
-    Subscription,
+    open, Backend, Bus, BusError, BusOptions, Event, History, KeyValue, Position, PubSub,
+    RateLimiter, RedisBus, Replay, Retention, Since, Subscription,
 };
 
 // Not `tests/support.rs`: Cargo would build that as a test binary of its own.
@@ -45,20 +45,11 @@ on_every_backend!(
     channels_are_isolated,
     prefixes_isolate_buses,
     a_slow_subscriber_lags_without_blocking_others,
-    enqueue_reserve_ack,
-    available_jobs_come_out_oldest_first,
-    a_delayed_job_waits_for_its_delay,
-    an_expired_lease_makes_the_job_available_again,
-    a_stale_token_is_lease_lost,
-    release_gives_the_job_back_now_or_later,
-    stats_count_available_leased_and_delayed,
-    concurrent_reservers_take_each_job_once,
-    an_empty_queue_name_is_rejected,
     after_close_calls_fail_and_subscriptions_end,
 );
 
 on_redis_only!(
-    buses_sharing_a_prefix_share_channels_and_queues,
+    buses_sharing_a_prefix_share_channels_and_state,
     resubscribes_after_the_pubsub_connection_is_killed,
     commands_recover_after_the_command_connection_is_killed,
     recovers_after_losing_every_connection,
@@ -69,35 +60,14 @@ fn msg(text: impl Into<String>) -> Bytes {
     Bytes::from(text.into())
 }
 
-/// A lease long enough never to expire during a test.
-const LONG: Duration = Duration::from_secs(300);
-
-async fn reserve(bus: &dyn Bus, queue: &str, lease: Duration) -> Lease {
-    bus.reserve(queue, lease)
-        .await
-        .expect("reserve")
-        .expect("a job is available")
-}
-
-async fn nothing_to_reserve(bus: &dyn Bus, queue: &str) {
-    let got = bus.reserve(queue, LONG).await.expect("reserve");
-    assert_eq!(got, None, "nothing should be reservable on {queue}");
-}
-
-fn stats(available: u64, leased: u64, delayed: u64) -> QueueStats {
-    QueueStats {
-        available,
-        leased,
-        delayed,
+/// The offsets and data of a complete replay (a gap fails the test).
+fn replayed(replay: Result<Replay, BusError>) -> Vec<(u64, Bytes)> {
+    match replay.expect("replay") {
+        Replay::Complete { entries, .. } => {
+            entries.into_iter().map(|e| (e.offset, e.data)).collect()
+        }
+        Replay::Gap { head } => panic!("expected entries, got a gap at {head:?}"),
     }
-}
-
-/// Poll `reserve` until a job comes out.
-async fn reserve_eventually(bus: &dyn Bus, queue: &str) -> Lease {
-    eventually(&format!("a job on {queue}"), || async {
-        bus.reserve(queue, LONG).await.expect("reserve")
-    })
-    .await
 }
 
 #[track_caller]
@@ -324,8 +294,9 @@ async fn channels_are_isolated(fx: Fixture) {
     assert_eq!(next_payload(&mut b, channel_b).await, msg("end b"));
 }
 
-/// Two buses with different prefixes share nothing: not channels, not queues. On memory two
-/// buses never share anything; on Redis they share a server.
+/// Two buses with different prefixes share nothing: not channels, not channel logs. On memory
+/// two buses never share anything; on Redis they share a server. (Keys and rate limits:
+/// `state::prefixes_isolate_keys_and_limits`.)
 async fn prefixes_isolate_buses(fx: Fixture) {
     let one = fx.open().await;
     let two_options = BusOptions {
@@ -347,12 +318,15 @@ async fn prefixes_isolate_buses(fx: Fixture) {
     assert_eq!(next_payload(&mut sub_two, "shared").await, msg("from two"));
     assert_eq!(next_payload(&mut sub_two, "shared").await, msg("end two"));
 
-    one.enqueue("jobs", msg("one's job"), Duration::ZERO)
-        .await
-        .unwrap();
-    assert_eq!(two.stats("jobs").await.unwrap(), stats(0, 0, 0));
-    nothing_to_reserve(&*two, "jobs").await;
-    assert_eq!(reserve(&*one, "jobs", LONG).await.payload, msg("one's job"));
+    let retention = Retention::default();
+    let appended = one.append("log", msg("entry"), &retention).await.unwrap();
+    let since = Since::default();
+    assert_eq!(two.head("log").await.unwrap(), Position::default());
+    let twos = replayed(two.replay("log", &since, &retention).await);
+    assert!(twos.is_empty(), "{twos:?}");
+    assert_eq!(one.head("log").await.unwrap(), appended);
+    let ones = replayed(one.replay("log", &since, &retention).await);
+    assert_eq!(ones, [(1, msg("entry"))]);
 }
 
 /// A subscriber that stops reading loses messages (and is told how many) while the others, and
@@ -385,286 +359,12 @@ async fn a_slow_subscriber_lags_without_blocking_others(fx: Fixture) {
     assert_eq!(next_payload(&mut slow, "c").await, msg("after"));
 }
 
-// ---------------------------------------------------------------------------------------------
-// Job queue
-// ---------------------------------------------------------------------------------------------
-
-async fn enqueue_reserve_ack(fx: Fixture) {
-    let bus = fx.open().await;
-
-    let id = bus
-        .enqueue("emails", msg("hello"), Duration::ZERO)
-        .await
-        .unwrap();
-    assert_eq!(bus.stats("emails").await.unwrap(), stats(1, 0, 0));
-
-    let lease = reserve(&*bus, "emails", LONG).await;
-    assert_eq!(lease.queue, "emails");
-    assert_eq!(lease.job_id, id);
-    assert_eq!(lease.payload, msg("hello"));
-    assert_eq!(lease.attempt, 1);
-    assert!(lease.token >= 1, "{lease:?}");
-    assert_eq!(bus.stats("emails").await.unwrap(), stats(0, 1, 0));
-    nothing_to_reserve(&*bus, "emails").await;
-
-    bus.ack(&lease).await.expect("ack");
-
-    assert_eq!(bus.stats("emails").await.unwrap(), stats(0, 0, 0));
-    nothing_to_reserve(&*bus, "emails").await;
-    let again = bus.ack(&lease).await;
-    assert!(
-        matches!(&again, Err(BusError::LeaseLost { job_id }) if *job_id == id),
-        "a second ack finds the job gone: {again:?}"
-    );
-    // Nothing of an acknowledged job is left behind on Redis.
-    assert_eq!(fx.keys().await, Vec::<String>::new());
-}
-
-async fn available_jobs_come_out_oldest_first(fx: Fixture) {
-    let bus = fx.open().await;
-    let mut ids = Vec::new();
-    for i in 0..10 {
-        let id = bus
-            .enqueue("q", msg(format!("j{i}")), Duration::ZERO)
-            .await
-            .unwrap();
-        ids.push(id);
-    }
-
-    for (i, id) in ids.iter().enumerate() {
-        let lease = reserve(&*bus, "q", LONG).await;
-        assert_eq!(lease.job_id, *id);
-        assert_eq!(lease.payload, msg(format!("j{i}")));
-    }
-    nothing_to_reserve(&*bus, "q").await;
-    assert_eq!(
-        ids.iter().collect::<HashSet<_>>().len(),
-        10,
-        "ids are unique"
-    );
-}
-
-async fn a_delayed_job_waits_for_its_delay(fx: Fixture) {
-    let bus = fx.open().await;
-    let delay = Duration::from_millis(300);
-    let start = tokio::time::Instant::now();
-    let later = bus.enqueue("q", msg("later"), delay).await.unwrap();
-    let now = bus.enqueue("q", msg("now"), Duration::ZERO).await.unwrap();
-
-    // The delayed job was enqueued first, yet the ready one comes out first.
-    assert_eq!(reserve(&*bus, "q", LONG).await.job_id, now);
-    let counts = bus.stats("q").await.unwrap();
-    if start.elapsed() < delay {
-        assert_eq!(counts, stats(0, 1, 1));
-    }
-
-    let lease = reserve_eventually(&*bus, "q").await;
-
-    assert!(
-        start.elapsed() >= delay,
-        "reserved {:?} after enqueue, before its delay of {delay:?}",
-        start.elapsed()
-    );
-    assert_eq!(lease.job_id, later);
-    assert_eq!(lease.payload, msg("later"));
-    assert_eq!(lease.attempt, 1);
-    assert_eq!(bus.stats("q").await.unwrap(), stats(0, 2, 0));
-}
-
-async fn an_expired_lease_makes_the_job_available_again(fx: Fixture) {
-    let bus = fx.open().await;
-    let id = bus.enqueue("q", msg("work"), Duration::ZERO).await.unwrap();
-    let lease = Duration::from_millis(200);
-    let start = tokio::time::Instant::now();
-    let first = reserve(&*bus, "q", lease).await;
-    nothing_to_reserve(&*bus, "q").await;
-
-    let second = reserve_eventually(&*bus, "q").await;
-
-    assert!(
-        start.elapsed() >= lease,
-        "taken back before the lease ran out"
-    );
-    assert_eq!(second.job_id, id);
-    assert_eq!(second.payload, msg("work"));
-    assert!(second.token > first.token, "{first:?} then {second:?}");
-    assert_eq!(second.attempt, first.attempt + 1);
-    let stale_ack = bus.ack(&first).await;
-    assert!(
-        matches!(stale_ack, Err(BusError::LeaseLost { .. })),
-        "{stale_ack:?}"
-    );
-    let stale_release = bus.release(&first, Duration::ZERO).await;
-    assert!(
-        matches!(stale_release, Err(BusError::LeaseLost { .. })),
-        "{stale_release:?}"
-    );
-    // The stale holder's attempts changed nothing for the current one.
-    assert_eq!(bus.stats("q").await.unwrap(), stats(0, 1, 0));
-    bus.ack(&second).await.expect("the current holder acks");
-    assert_eq!(bus.stats("q").await.unwrap(), stats(0, 0, 0));
-}
-
-async fn a_stale_token_is_lease_lost(fx: Fixture) {
-    let bus = fx.open().await;
-    bus.enqueue("q", msg("work"), Duration::ZERO).await.unwrap();
-    let lease = reserve(&*bus, "q", LONG).await;
-
-    let forged = [
-        Lease {
-            token: lease.token - 1,
-            ..lease.clone()
-        },
-        Lease {
-            token: lease.token + 1,
-            ..lease.clone()
-        },
-        Lease {
-            job_id: "no-such-job".into(),
-            ..lease.clone()
-        },
-    ];
-    for bad in &forged {
-        let ack = bus.ack(bad).await;
-        assert!(matches!(ack, Err(BusError::LeaseLost { .. })), "{ack:?}");
-        let release = bus.release(bad, Duration::ZERO).await;
-        assert!(
-            matches!(release, Err(BusError::LeaseLost { .. })),
-            "{release:?}"
-        );
-    }
-
-    assert_eq!(bus.stats("q").await.unwrap(), stats(0, 1, 0));
-    bus.ack(&lease).await.expect("the real lease still holds");
-    assert_eq!(bus.stats("q").await.unwrap(), stats(0, 0, 0));
-}
-
-async fn release_gives_the_job_back_now_or_later(fx: Fixture) {
-    let bus = fx.open().await;
-    let id = bus.enqueue("q", msg("work"), Duration::ZERO).await.unwrap();
-    let first = reserve(&*bus, "q", LONG).await;
-
-    bus.release(&first, Duration::ZERO).await.expect("release");
-
-    assert_eq!(bus.stats("q").await.unwrap(), stats(1, 0, 0));
-    let second = reserve(&*bus, "q", LONG).await;
-    assert_eq!((second.job_id.as_str(), second.attempt), (id.as_str(), 2));
-    assert!(second.token > first.token);
-    let twice = bus.release(&first, Duration::ZERO).await;
-    assert!(
-        matches!(twice, Err(BusError::LeaseLost { .. })),
-        "{twice:?}"
-    );
-
-    let delay = Duration::from_millis(300);
-    let start = tokio::time::Instant::now();
-    bus.release(&second, delay).await.expect("release later");
-
-    let counts = bus.stats("q").await.unwrap();
-    let reserved_early = bus.reserve("q", LONG).await.unwrap();
-    if start.elapsed() < delay {
-        assert_eq!(counts, stats(0, 0, 1));
-        assert_eq!(reserved_early, None);
-    }
-    let third = reserve_eventually(&*bus, "q").await;
-    assert!(start.elapsed() >= delay, "released for {delay:?}");
-    assert_eq!((third.job_id.as_str(), third.attempt), (id.as_str(), 3));
-    assert!(third.token > second.token);
-    bus.ack(&third).await.unwrap();
-}
-
-async fn stats_count_available_leased_and_delayed(fx: Fixture) {
-    let bus = fx.open().await;
-    assert_eq!(
-        bus.stats("q").await.unwrap(),
-        stats(0, 0, 0),
-        "unknown queue"
-    );
-    for i in 0..3 {
-        bus.enqueue("q", msg(format!("now{i}")), Duration::ZERO)
-            .await
-            .unwrap();
-    }
-    for i in 0..2 {
-        bus.enqueue("q", msg(format!("later{i}")), Duration::from_secs(3600))
-            .await
-            .unwrap();
-    }
-    bus.enqueue("other", msg("x"), Duration::ZERO)
-        .await
-        .unwrap();
-
-    let lease = reserve(&*bus, "q", LONG).await;
-
-    assert_eq!(bus.stats("q").await.unwrap(), stats(2, 1, 2));
-    assert_eq!(bus.stats("other").await.unwrap(), stats(1, 0, 0));
-    bus.release(&lease, Duration::from_secs(3600))
-        .await
-        .unwrap();
-    assert_eq!(bus.stats("q").await.unwrap(), stats(2, 0, 3));
-}
-
-async fn concurrent_reservers_take_each_job_once(fx: Fixture) {
-    let bus = fx.open().await;
-    let mut enqueued = HashSet::new();
-    for i in 0..200 {
-        let id = bus
-            .enqueue("q", msg(format!("j{i}")), Duration::ZERO)
-            .await
-            .unwrap();
-        enqueued.insert(id);
-    }
-
-    let workers: Vec<_> = (0..8)
-        .map(|_| {
-            let bus = bus.clone();
-            tokio::spawn(async move {
-                let mut taken = Vec::new();
-                while let Some(lease) = bus.reserve("q", LONG).await.unwrap() {
-                    bus.ack(&lease).await.unwrap();
-                    taken.push(lease.job_id);
-                }
-                taken
-            })
-        })
-        .collect();
-    let mut taken = Vec::new();
-    for worker in workers {
-        taken.extend(worker.await.unwrap());
-    }
-
-    assert_eq!(taken.len(), 200, "each job reserved exactly once");
-    assert_eq!(taken.into_iter().collect::<HashSet<_>>(), enqueued);
-    assert_eq!(bus.stats("q").await.unwrap(), stats(0, 0, 0));
-}
-
-async fn an_empty_queue_name_is_rejected(fx: Fixture) {
-    let bus = fx.open().await;
-    let rejected = |result: Result<(), BusError>| match result {
-        Err(BusError::Backend(reason)) => assert!(reason.contains("queue name"), "{reason}"),
-        other => panic!("an empty queue name was accepted: {other:?}"),
-    };
-
-    rejected(bus.enqueue("", msg("x"), Duration::ZERO).await.map(drop));
-    rejected(bus.reserve("", LONG).await.map(drop));
-    rejected(bus.stats("").await.map(drop));
-    let lease = Lease {
-        queue: String::new(),
-        job_id: "j".into(),
-        payload: msg("x"),
-        token: 1,
-        attempt: 1,
-    };
-    rejected(bus.ack(&lease).await);
-    rejected(bus.release(&lease, Duration::ZERO).await);
-    assert_eq!(fx.keys().await, Vec::<String>::new(), "nothing was written");
-}
-
 async fn after_close_calls_fail_and_subscriptions_end(fx: Fixture) {
     let bus = fx.open().await;
     let mut sub = bus.subscribe("c").await.unwrap();
-    bus.enqueue("q", msg("x"), Duration::ZERO).await.unwrap();
-    let lease = reserve(&*bus, "q", LONG).await;
+    let retention = Retention::default();
+    bus.append("log", msg("x"), &retention).await.unwrap();
+    bus.set("k", msg("x"), None).await.unwrap();
 
     tokio::time::timeout(PATIENCE, bus.close())
         .await
@@ -675,11 +375,10 @@ async fn after_close_calls_fail_and_subscriptions_end(fx: Fixture) {
     assert_unavailable("ping", bus.ping().await);
     assert_unavailable("publish", bus.publish("c", msg("x")).await);
     assert_unavailable("subscribe", bus.subscribe("c").await);
-    assert_unavailable("enqueue", bus.enqueue("q", msg("x"), Duration::ZERO).await);
-    assert_unavailable("reserve", bus.reserve("q", LONG).await);
-    assert_unavailable("ack", bus.ack(&lease).await);
-    assert_unavailable("release", bus.release(&lease, Duration::ZERO).await);
-    assert_unavailable("stats", bus.stats("q").await);
+    assert_unavailable("append", bus.append("log", msg("x"), &retention).await);
+    let since = Since::default();
+    assert_unavailable("replay", bus.replay("log", &since, &retention).await);
+    assert_unavailable("head", bus.head("log").await);
     assert_unavailable("get", bus.get("k").await);
     assert_unavailable("set", bus.set("k", msg("x"), None).await);
     assert_unavailable("delete", bus.delete("k").await);
@@ -748,22 +447,27 @@ async fn unreachable_redis_is_unavailable_without_password() {
 // Redis only
 // ---------------------------------------------------------------------------------------------
 
-/// Two buses on one prefix are two processes of one deployment: they share channels, and jobs
-/// outlive the bus that enqueued them.
-async fn buses_sharing_a_prefix_share_channels_and_queues(fx: Fixture) {
+/// Two buses on one prefix are two processes of one deployment: they share channels, and what
+/// one bus stored (a channel's log, a key) outlives that bus.
+async fn buses_sharing_a_prefix_share_channels_and_state(fx: Fixture) {
     let one = fx.open().await;
     let two = fx.open().await;
     let mut sub = two.subscribe("c").await.unwrap();
 
     one.publish("c", msg("across")).await.unwrap();
-    let id = one.enqueue("q", msg("job"), Duration::ZERO).await.unwrap();
+    let retention = Retention::default();
+    let appended = one.append("log", msg("entry"), &retention).await.unwrap();
+    one.set("flag", msg("on"), None).await.unwrap();
     one.close().await;
     drop(one);
 
     assert_eq!(next_payload(&mut sub, "c").await, msg("across"));
     let three = fx.open().await;
-    let lease = reserve(&*three, "q", LONG).await;
-    assert_eq!((lease.job_id, lease.payload), (id, msg("job")));
+    assert_eq!(three.head("log").await.unwrap(), appended);
+    let since = Since::default();
+    let entries = replayed(three.replay("log", &since, &retention).await);
+    assert_eq!(entries, [(1, msg("entry"))]);
+    assert_eq!(three.get("flag").await.unwrap(), Some(msg("on")));
 }
 
 async fn open_redis(fx: &Fixture) -> RedisBus {
@@ -856,12 +560,16 @@ async fn commands_recover_after_the_command_connection_is_killed(fx: Fixture) {
     assert_eq!(kill_client(&fx, old).await, 1);
 
     with_retries("publish", || bus.publish("c", msg("after kill"))).await;
-    let id = with_retries("enqueue", || bus.enqueue("q", msg("job"), Duration::ZERO)).await;
+    with_retries("set", || bus.set("k", msg("after kill"), None)).await;
     // The pub/sub connection was not touched: no gap, just the message.
     assert_eq!(next_payload(&mut sub, "c").await, msg("after kill"));
-    let lease = reserve(&bus, "q", LONG).await;
-    assert_eq!(lease.job_id, id);
-    bus.ack(&lease).await.unwrap();
+    assert_eq!(bus.get("k").await.unwrap(), Some(msg("after kill")));
+    // Scripts run on the new connection too.
+    let hit = bus.hit("r", 5, Duration::from_secs(3600)).await.unwrap();
+    assert!(hit.allowed, "{hit:?}");
+    let retention = Retention::default();
+    let appended = bus.append("log", msg("x"), &retention).await.unwrap();
+    assert_eq!(appended.offset, 1);
     let new = bus.command_client_id().await.expect("command client id");
     assert_ne!(new, old, "a new command connection");
     eventually("the new command connection is named", || async {
@@ -885,9 +593,16 @@ async fn recovers_after_losing_every_connection(fx: Fixture) {
     with_retries("ping", || bus.ping()).await;
     with_retries("publish", || bus.publish("c", msg("back"))).await;
     assert_eq!(next_payload(&mut sub, "c").await, msg("back"));
-    with_retries("enqueue", || bus.enqueue("q", msg("job"), Duration::ZERO)).await;
-    let lease = with_retries("reserve", || bus.reserve("q", LONG)).await;
-    assert_eq!(lease.map(|l| l.payload), Some(msg("job")));
+    with_retries("set", || bus.set("k", msg("back"), None)).await;
+    let value = with_retries("get", || bus.get("k")).await;
+    assert_eq!(value, Some(msg("back")));
+    let hit = with_retries("hit", || bus.hit("r", 5, Duration::from_secs(3600))).await;
+    assert!(hit.allowed, "{hit:?}");
+    let retention = Retention::default();
+    let appended = with_retries("append", || bus.append("log", msg("back"), &retention)).await;
+    let since = Since::default();
+    let entries = with_retries("replay", || bus.replay("log", &since, &retention)).await;
+    assert_eq!(replayed(Ok(entries)), [(appended.offset, msg("back"))]);
 }
 
 /// `close` ends the pub/sub connection; dropping the bus ends the command connection too, so a

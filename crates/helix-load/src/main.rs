@@ -4,7 +4,8 @@
 //! `ws-idle`, `ws-broadcast`, `ws-rooms` and `ws-storm` drive websocket-streaming over WebSockets
 //! (see [`ws`]); `hash` times the server's Argon2id parameters on this machine, which bounds how
 //! many logins per second a core can serve. `agents` runs task lifecycles against
-//! agent-orchestration and checks the server's listing afterwards (see [`agents`]).
+//! agent-orchestration and checks the server's listing afterwards (see [`agents`]). `jobs` benchmarks
+//! the helix-jobs queue on Redis, PostgreSQL or SQLite (see [`jobs`]).
 
 mod agents;
 mod chat;
@@ -12,6 +13,7 @@ mod cpu;
 mod drive;
 mod hash;
 mod http;
+mod jobs;
 mod login;
 mod me;
 mod report;
@@ -62,6 +64,8 @@ enum Command {
     WsStorm(ws::storm::StormArgs),
     /// Agents create → claim → start → complete tasks; then the task listing is verified.
     Agents(agents::AgentsArgs),
+    /// helix-jobs on Redis, PostgreSQL or SQLite: drain, enqueue, latency and a kill test.
+    Jobs(jobs::JobsArgs),
 }
 
 #[derive(Args)]
@@ -232,6 +236,8 @@ fn main() -> ExitCode {
             .runtime()
             .and_then(|rt| rt.block_on(ws::storm::run(args))),
         Command::Agents(args) => args.runtime().and_then(|rt| rt.block_on(agents::run(args))),
+        // Each `jobs` command builds the runtimes it needs (its worker gets a thread of its own).
+        Command::Jobs(args) => jobs::main(args),
         // No runtime: hashing runs on this thread alone, so process CPU time is its CPU time.
         Command::Hash(args) => hash::run(&args),
     };

@@ -162,8 +162,24 @@ pub trait Store: Send + Sync + 'static {
     /// The agent roster and the tasks addressed to agents.
     fn agents(&self) -> &dyn Agents;
 
+    /// The engine's pools, for a crate that owns tables of its own on the same database (the job
+    /// queue of helix-jobs). Its migrations still live here, so `helix migrate` applies them all.
+    fn pools(&self) -> Pools;
+
     /// Close the pool; later calls fail with [`StoreError::Unavailable`].
     async fn close(&self);
+}
+
+/// The pools behind a [`Store`], as [`Store::pools`] hands them out.
+#[derive(Debug, Clone)]
+pub enum Pools {
+    Postgres(sqlx::PgPool),
+    /// SQLite has one write lock: `write` holds a single connection so that writers of this
+    /// process queue fairly instead of polling in SQLite's busy handler; `read` is for queries.
+    Sqlite {
+        read: sqlx::SqlitePool,
+        write: sqlx::SqlitePool,
+    },
 }
 
 /// Open a store from a URL: `postgres://` or `postgresql://` → PostgreSQL, `sqlite://` → SQLite

@@ -58,6 +58,16 @@ pub(crate) const POSTGRES: &[Migration] = &[
         name: "agents",
         sql: include_str!("../migrations/postgres/0006_agents.sql"),
     },
+    Migration {
+        version: 7,
+        name: "jobs",
+        sql: include_str!("../migrations/postgres/0007_jobs.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "schedules",
+        sql: include_str!("../migrations/postgres/0008_schedules.sql"),
+    },
 ];
 
 pub(crate) const SQLITE: &[Migration] = &[
@@ -90,6 +100,16 @@ pub(crate) const SQLITE: &[Migration] = &[
         version: 6,
         name: "agents",
         sql: include_str!("../migrations/sqlite/0006_agents.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "jobs",
+        sql: include_str!("../migrations/sqlite/0007_jobs.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "schedules",
+        sql: include_str!("../migrations/sqlite/0008_schedules.sql"),
     },
 ];
 

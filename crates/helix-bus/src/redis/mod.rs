@@ -1,10 +1,10 @@
-//! The Redis bus: several processes and machines share channels, queues, key/value state and
-//! rate limits through one Redis.
+//! The Redis bus: several processes and machines share channels, channel history, key/value
+//! state and rate limits through one Redis.
 //!
 //! Owns two kinds of connection per bus, both named `helix-bus` in `CLIENT LIST`:
 //! - one shared command connection (a [`ConnectionManager`]: multiplexed, reconnects on its own)
-//!   for `PUBLISH`, `PING`, the queue scripts ([`queue`]), the channel history scripts
-//!   (`history`), key/value commands (`kv`) and the rate limit script (`rate`);
+//!   for `PUBLISH`, `PING`, the channel history scripts (`history`), key/value commands (`kv`)
+//!   and the rate limit script (`rate`);
 //! - one dedicated pub/sub connection owned by a background task ([`pubsub`]) that fans
 //!   messages out to local subscribers and resubscribes after a reconnect.
 //!
@@ -16,7 +16,6 @@ mod connect;
 mod history;
 mod kv;
 mod pubsub;
-mod queue;
 mod rate;
 
 use std::sync::Mutex;
@@ -29,25 +28,21 @@ use redis::RedisError;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::{
-    Backend, Bus, BusError, BusOptions, JobQueue, Lease, PubSub, QueueStats, Subscription,
-};
+use crate::{Backend, Bus, BusError, BusOptions, PubSub, Subscription};
 use connect::{bus_error, Endpoint, Link};
 use history::RedisLogs;
 use pubsub::PubSubHandle;
-use queue::RedisQueues;
 use rate::RedisRates;
 
 /// How long `ping` waits for `PONG`.
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Pub/sub, durable job queues, key/value and rate limits on Redis.
+/// Pub/sub, channel history, key/value and rate limits on Redis.
 pub struct RedisBus {
     /// Why a `ConnectionManager`: one multiplexed connection serves every caller concurrently
     /// (clones are cheap handles) and is replaced transparently after a Redis restart.
     conn: ConnectionManager,
     pubsub: PubSubHandle,
-    queues: RedisQueues,
     rates: RedisRates,
     logs: RedisLogs,
     prefix: String,
@@ -90,7 +85,6 @@ impl RedisBus {
         Ok(Self {
             conn,
             pubsub,
-            queues: RedisQueues::new(&options.prefix),
             rates: RedisRates::new(&options.prefix),
             logs: RedisLogs::new(&options.prefix),
             prefix: options.prefix.clone(),
@@ -141,12 +135,6 @@ impl Drop for RedisBus {
     }
 }
 
-fn lease_lost(lease: &Lease) -> BusError {
-    BusError::LeaseLost {
-        job_id: lease.job_id.clone(),
-    }
-}
-
 #[async_trait]
 impl PubSub for RedisBus {
     async fn publish(&self, channel: &str, payload: Bytes) -> Result<(), BusError> {
@@ -162,73 +150,6 @@ impl PubSub for RedisBus {
     async fn subscribe(&self, channel: &str) -> Result<Subscription, BusError> {
         self.conn()?;
         self.pubsub.subscribe(channel).await
-    }
-}
-
-#[async_trait]
-impl JobQueue for RedisBus {
-    async fn enqueue(
-        &self,
-        queue: &str,
-        payload: Bytes,
-        delay: Duration,
-    ) -> Result<String, BusError> {
-        crate::check_queue_name(queue)?;
-        let mut conn = self.conn()?;
-        let id = uuid::Uuid::now_v7().to_string();
-        self.queues
-            .enqueue(&mut conn, queue, &id, &payload, delay)
-            .await
-            .map_err(|e| self.fail(e))?;
-        Ok(id)
-    }
-
-    async fn reserve(&self, queue: &str, lease: Duration) -> Result<Option<Lease>, BusError> {
-        crate::check_queue_name(queue)?;
-        let mut conn = self.conn()?;
-        let reserved = self.queues.reserve(&mut conn, queue, lease).await;
-        let reserved = reserved.map_err(|e| self.fail(e))?;
-        Ok(reserved.map(|(job_id, payload, token, attempt)| Lease {
-            queue: queue.to_owned(),
-            job_id,
-            payload,
-            token,
-            attempt,
-        }))
-    }
-
-    async fn ack(&self, lease: &Lease) -> Result<(), BusError> {
-        crate::check_queue_name(&lease.queue)?;
-        let mut conn = self.conn()?;
-        let done = self
-            .queues
-            .ack(&mut conn, &lease.queue, &lease.job_id, lease.token);
-        match done.await.map_err(|e| self.fail(e))? {
-            true => Ok(()),
-            false => Err(lease_lost(lease)),
-        }
-    }
-
-    async fn release(&self, lease: &Lease, delay: Duration) -> Result<(), BusError> {
-        crate::check_queue_name(&lease.queue)?;
-        let mut conn = self.conn()?;
-        let (queue, id) = (&lease.queue, &lease.job_id);
-        let done = self
-            .queues
-            .release(&mut conn, queue, id, lease.token, delay);
-        match done.await.map_err(|e| self.fail(e))? {
-            true => Ok(()),
-            false => Err(lease_lost(lease)),
-        }
-    }
-
-    async fn stats(&self, queue: &str) -> Result<QueueStats, BusError> {
-        crate::check_queue_name(queue)?;
-        let mut conn = self.conn()?;
-        self.queues
-            .stats(&mut conn, queue)
-            .await
-            .map_err(|e| self.fail(e))
     }
 }
 

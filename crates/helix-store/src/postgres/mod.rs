@@ -321,6 +321,10 @@ impl Store for PgStore {
         self
     }
 
+    fn pools(&self) -> crate::Pools {
+        crate::Pools::Postgres(self.pool.clone())
+    }
+
     async fn close(&self) {
         self.pool.close().await;
     }

@@ -300,6 +300,13 @@ impl Store for SqliteStore {
         self
     }
 
+    fn pools(&self) -> crate::Pools {
+        crate::Pools::Sqlite {
+            read: self.pool.clone(),
+            write: self.writer.clone(),
+        }
+    }
+
     async fn close(&self) {
         self.writer.close().await;
         self.pool.close().await;

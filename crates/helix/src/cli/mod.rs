@@ -14,9 +14,11 @@ mod audit;
 mod check;
 mod config_cmd;
 mod env;
+mod jobs;
 mod maintenance;
 mod matrix;
 mod migrate;
+mod schedule;
 mod schema_owner;
 mod serve;
 mod start;
@@ -61,6 +63,10 @@ pub enum Command {
     Maintenance(maintenance::Args),
     /// Manage agent-orchestration's roster (seed the default agents)
     Agents(agents::Args),
+    /// Enqueue, inspect, retry and cancel background jobs; per-queue stats
+    Jobs(jobs::Args),
+    /// Add, list, pause, resume and remove the beat's periodic schedules
+    Schedule(schedule::Args),
     /// Print backend-api's OpenAPI document
     Openapi,
 }
@@ -124,6 +130,8 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Audit(args) => audit::run(config, args).await,
             Command::Maintenance(args) => maintenance::run(config, args).await,
             Command::Agents(args) => agents::run(config, args).await,
+            Command::Jobs(args) => jobs::run(config, args).await,
+            Command::Schedule(args) => schedule::run(config, args).await,
             Command::Matrix(_) | Command::Config(_) | Command::Openapi => {
                 unreachable!("handled above")
             }

@@ -18,7 +18,7 @@ pub async fn run(
 ) -> Result<(), Failure> {
     let app = App::open(deployment, settings, migrate).await?;
     let shutdown = CancellationToken::new();
-    let units = match app.units(host, &shutdown).await {
+    let units = match app.units(host).await {
         Ok(units) => units,
         Err(e) => {
             app.backends.close().await;

@@ -135,6 +135,16 @@ impl ServiceConfig {
                         &format!("a whole number from {min} to {max}, or \"unlimited\""),
                     );
                 }
+                Kind::OneOf { values } => {
+                    let ok = values.contains(&raw.trim()).then_some(());
+                    check(
+                        env,
+                        r,
+                        problems,
+                        ok,
+                        &format!("one of {}", values.join(", ")),
+                    );
+                }
                 Kind::Origins => {
                     let ok = parse_origins(raw);
                     check(

@@ -64,6 +64,8 @@ pub enum Kind {
     Origins,
     /// An allowance: a whole number from `min` to `max`, or `unlimited`.
     Limit { min: i64, max: i64 },
+    /// One of a few words.
+    OneOf { values: &'static [&'static str] },
 }
 
 impl VarSpec {
@@ -91,6 +93,14 @@ impl VarSpec {
     pub const fn limit(self, min: i64, max: i64) -> Self {
         Self {
             kind: Kind::Limit { min, max },
+            ..self
+        }
+    }
+
+    /// The value must be one of `values`.
+    pub const fn one_of(self, values: &'static [&'static str]) -> Self {
+        Self {
+            kind: Kind::OneOf { values },
             ..self
         }
     }

@@ -10,12 +10,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use helix_bus::{Bus, BusError, BusOptions};
+use helix_jobs::{JobBackend, JobError};
 use helix_store::{Store, StoreError, StoreOptions};
 use secrecy::ExposeSecret;
 
 use super::deployment::{Deployment, Planned};
 use crate::config::Settings;
 use crate::services::ServiceState;
+use crate::shared::jobs::{QueueTarget, QUEUE_BACKEND_VAR};
 use crate::shared::usage::{self, UsageRecorder};
 
 /// A failure to start that is not a configuration mistake. Exit code 1.
@@ -25,6 +27,10 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("bus: {0}")]
     Bus(#[from] BusError),
+    #[error("jobs: {0}")]
+    Jobs(#[from] JobError),
+    #[error("{service}: {reason}")]
+    Service { service: String, reason: String },
     #[error("{service}: cannot listen on {addr}: {reason}")]
     Bind {
         service: String,
@@ -38,6 +44,9 @@ pub enum StartError {
 pub struct Backends {
     stores: BTreeMap<String, Arc<dyn Store>>,
     buses: BTreeMap<Option<String>, Arc<dyn Bus>>,
+    /// One job backend per engine, for the services that declare `HELIX_QUEUE_BACKEND`.
+    jobs: BTreeMap<QueueTarget, Arc<dyn JobBackend>>,
+    bus_prefix: String,
     /// By service name: one per service that meters calls, so its handlers and `close` share it.
     recorders: BTreeMap<&'static str, UsageRecorder>,
     /// How long `close` lets recorders write what they buffered.
@@ -49,6 +58,7 @@ impl Backends {
     pub async fn open(deployment: &Deployment, settings: &Settings) -> Result<Self, StartError> {
         let mut backends = Self {
             drain_grace: settings.shutdown_timeout,
+            bus_prefix: settings.bus_prefix.clone(),
             ..Self::default()
         };
         let store_options = StoreOptions {
@@ -80,6 +90,26 @@ impl Backends {
             }
         }
         Ok(backends)
+    }
+
+    /// Open the job backend of every service that declared one (after `migrate`, since the
+    /// database engines need their tables).
+    pub async fn open_jobs(&mut self, deployment: &Deployment) -> Result<(), StartError> {
+        for planned in &deployment.services {
+            let Some(target) = queue_target(planned)? else {
+                continue;
+            };
+            if self.jobs.contains_key(&target) {
+                continue;
+            }
+            let store = match &target {
+                QueueTarget::Database(url) => self.stores.get(url),
+                QueueTarget::Redis(_) => None,
+            };
+            let backend = target.open(store, &self.bus_prefix).await?;
+            self.jobs.insert(target, backend);
+        }
+        Ok(())
     }
 
     /// A service that declares the usage flush variable meters calls: give it a recorder.
@@ -114,7 +144,11 @@ impl Backends {
             .and_then(|db| self.stores.get(db.url()).cloned());
         let bus = self.buses.get(&redis_key(planned)).cloned();
         let usage = self.recorders.get(planned.env.spec.name).cloned();
-        ServiceState::new(planned.env.clone(), &planned.config, store, bus, usage)
+        let jobs = queue_target(planned)
+            .ok()
+            .flatten()
+            .and_then(|t| self.jobs.get(&t).cloned());
+        ServiceState::new(planned.env.clone(), &planned.config, store, bus, usage).with_jobs(jobs)
     }
 
     /// Short descriptions of the backends a service uses, for the start-up table.
@@ -139,6 +173,16 @@ impl Backends {
             bus.close().await;
         }
     }
+}
+
+/// The job engine a service uses, if it declares one.
+fn queue_target(planned: &Planned) -> Result<Option<QueueTarget>, StartError> {
+    if planned.env.spec.variable(QUEUE_BACKEND_VAR.name).is_none() {
+        return Ok(None);
+    }
+    QueueTarget::of(&planned.env, &planned.config)
+        .map(Some)
+        .map_err(|reason| StartError::Jobs(JobError::Backend(reason)))
 }
 
 fn redis_key(planned: &Planned) -> Option<String> {

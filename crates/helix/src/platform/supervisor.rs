@@ -23,17 +23,12 @@ pub enum Unit {
         /// stopped.
         state: ServiceState,
     },
-    /// A service without HTTP (worker, beat): a future that returns when the token is cancelled.
-    Background {
-        name: &'static str,
-        task: BoxFuture<'static, anyhow::Result<()>>,
-    },
 }
 
 impl Unit {
     fn name(&self) -> &'static str {
         match self {
-            Unit::Http { name, .. } | Unit::Background { name, .. } => name,
+            Unit::Http { name, .. } => name,
         }
     }
 }
@@ -112,7 +107,6 @@ pub async fn run(
                 state,
                 ..
             } => Box::pin(serve_and_drain(listener, router, state, token)),
-            Unit::Background { task, .. } => task,
         };
         set.spawn(async move { (name, future.await) });
     }

@@ -65,6 +65,16 @@ pub fn router(state: ServiceState) -> Router {
         .with_state(state)
 }
 
+/// Start what a service runs beside its HTTP routes (the worker's job loop, the beat), as tasks
+/// of the service that end when it stops.
+pub fn start(state: &ServiceState) -> anyhow::Result<()> {
+    match state.spec().name {
+        "worker" => worker::start(state),
+        "beat" => beat::start(state),
+        _ => Ok(()),
+    }
+}
+
 /// Routes a service adds beyond the common ones, as later issues build them.
 fn own_routes(state: &ServiceState) -> Router<ServiceState> {
     match state.spec().name {

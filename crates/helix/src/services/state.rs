@@ -48,6 +48,8 @@ struct Inner {
     stopping: CancellationToken,
     /// Those connections' tasks, which the service waits for before it counts as stopped.
     tasks: TaskTracker,
+    /// Present when the service declares `HELIX_QUEUE_BACKEND` (see `shared::jobs`).
+    jobs: Option<helix_jobs::Jobs>,
 }
 
 impl ServiceState {
@@ -83,7 +85,20 @@ impl ServiceState {
             store,
             stopping: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            jobs: None,
         }))
+    }
+
+    /// Give the state its job backend (with the platform's job kinds). Call before cloning.
+    pub fn with_jobs(mut self, backend: Option<Arc<dyn helix_jobs::JobBackend>>) -> Self {
+        let inner = Arc::get_mut(&mut self.0).expect("with_jobs runs before the state is shared");
+        inner.jobs = backend.map(|b| helix_jobs::Jobs::new(b, crate::shared::jobs::registry()));
+        self
+    }
+
+    /// The job client, when the service declared a queue backend.
+    pub fn jobs(&self) -> Option<&helix_jobs::Jobs> {
+        self.0.jobs.as_ref()
     }
 
     /// Cancelled when the service starts stopping.

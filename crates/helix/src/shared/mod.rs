@@ -4,6 +4,7 @@ pub mod auth;
 pub mod checkpoint;
 pub mod cors;
 pub mod error;
+pub mod jobs;
 pub mod json;
 pub mod lease;
 pub mod maintenance;

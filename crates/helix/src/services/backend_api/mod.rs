@@ -10,11 +10,13 @@
 mod accounts;
 mod admin;
 pub mod conversations;
+pub mod jobs;
 mod keys;
 mod me;
 pub mod openapi;
 pub mod quota;
 mod recent;
+pub mod schedules;
 pub mod schema;
 pub mod stripe;
 mod tokens;
@@ -48,6 +50,20 @@ pub fn routes(env: &ServiceEnv) -> Router<ServiceState> {
         .route("/api/keys", post(keys::create).get(keys::list))
         .route("/api/keys/{id}", delete(keys::revoke))
         .route("/api/admin/audit", get(admin::audit))
+        .route("/api/jobs", post(jobs::enqueue).get(jobs::list))
+        .route("/api/jobs/stats", get(jobs::stats))
+        .route("/api/jobs/{id}", get(jobs::get))
+        .route("/api/jobs/{id}/retry", post(jobs::retry))
+        .route("/api/jobs/{id}/cancel", post(jobs::cancel))
+        .route("/api/schedules", post(schedules::add).get(schedules::list))
+        .route(
+            "/api/schedules/{name}",
+            get(schedules::get)
+                .patch(schedules::change)
+                .delete(schedules::remove),
+        )
+        .route("/api/schedules/{name}/pause", post(schedules::pause))
+        .route("/api/schedules/{name}/resume", post(schedules::resume))
         .route(
             "/api/admin/maintenance",
             get(admin::maintenance_status).put(admin::set_maintenance),
@@ -103,6 +119,7 @@ const TIER_MAX: i64 = 1_000_000_000_000;
 
 const VARS: &[VarSpec] = &[
     JWT_SECRET_VAR,
+    crate::shared::jobs::QUEUE_BACKEND_VAR,
     VarSpec::optional(
         "HELIX_CREATOR_EMAIL",
         "the platform owner's email: role creator, trust level 1.0",

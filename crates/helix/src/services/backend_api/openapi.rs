@@ -6,7 +6,9 @@ use axum::Json;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{accounts, admin, conversations, keys, me, quota, schema, stripe, ucf, usage};
+use super::{
+    accounts, admin, conversations, jobs, keys, me, quota, schedules, schema, stripe, ucf, usage,
+};
 use crate::shared::maintenance;
 
 #[derive(OpenApi)]
@@ -21,6 +23,9 @@ use crate::shared::maintenance;
         conversations::delete, conversations::append, conversations::messages,
         ucf::record, ucf::record_batch, ucf::latest, ucf::history,
         usage::record, usage::summary, quota::get, stripe::webhook,
+        jobs::enqueue, jobs::list, jobs::stats, jobs::get, jobs::retry, jobs::cancel,
+        schedules::add, schedules::list, schedules::get, schedules::change, schedules::remove,
+        schedules::pause, schedules::resume,
     ),
     components(schemas(
         accounts::Signup, accounts::Login, accounts::Refresh, me::Patch, me::Delete, keys::Create,
@@ -34,6 +39,7 @@ use crate::shared::maintenance;
         ucf::Gauges, ucf::Sample, ucf::Batch, ucf::Recorded, ucf::Point, ucf::History,
         usage::ReportUsage, usage::UsageAccepted, usage::UsageDayOut, usage::UsageTotals,
         usage::UsageSummary, quota::Allowance, quota::QuotaOut, stripe::WebhookAck,
+        jobs::EnqueueBody, schedules::AddSchedule, schedules::ChangeSchedule,
     )),
     modifiers(&Security),
     tags(
@@ -41,6 +47,7 @@ use crate::shared::maintenance;
         (name = "me", description = "The caller's own account"),
         (name = "keys", description = "The caller's API keys"),
         (name = "admin", description = "Administration (admins only)"),
+        (name = "jobs", description = "Background jobs: enqueue, inspect, retry, cancel, stats (admins only)"),
         (name = "conversations", description = "The caller's conversations and messages, in sync across clients"),
         (name = "metrics", description = "The platform's UCF gauges: report, latest, history"),
         (name = "usage", description = "Metered calls, tiers and their quotas"),

@@ -99,7 +99,8 @@ pub async fn spawn_sibling(app: &TestApp, service: &str, extra: &[(&str, &str)])
         app.state.store().cloned(),
         app.state.bus().cloned(),
         None,
-    );
+    )
+    .with_jobs(app.state.jobs().map(|j| j.backend().clone()));
     let router = helix::services::router(state.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
