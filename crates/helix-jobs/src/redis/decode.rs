@@ -77,7 +77,7 @@ fn time(ms: i64) -> Result<DateTime<Utc>, JobError> {
 }
 
 /// Milliseconds to a duration (negative ones, which a clock step could give, as zero).
-pub(super) fn age(now_ms: i64, then_ms: i64) -> u64 {
+fn age(now_ms: i64, then_ms: i64) -> u64 {
     u64::try_from(now_ms.saturating_sub(then_ms)).unwrap_or(0)
 }
 

@@ -1,17 +1,20 @@
 //! The Redis job backend: the platform's broker keeps the job state machine, one Lua script per
 //! step so every step is atomic, with all times from the server's clock (`TIME`, milliseconds).
 //!
-//! Owns the key layout (documented in `lua/common.lua`), the scripts ([`scripts`]), turning
-//! their replies into the model ([`decode`]), the connection ([`connect`]: one shared,
-//! multiplexed [`ConnectionManager`] that reconnects on its own) and wake-up hints ([`wake`]).
+//! Owns the key layout (documented in `lua/common.lua`), the scripts ([`scripts`]), the per-job
+//! values they keep ([`record`]), turning replies into the model ([`decode`]), the connection
+//! ([`connect`]: one shared, multiplexed [`ConnectionManager`] that reconnects on its own) and
+//! wake-up hints ([`wake`]).
 //!
-//! A job is one hash (`<prefix>jobs:job:<id>`) and one entry in the sorted set of its queue and
-//! state. Available jobs are ranked by a score of priority band then the millisecond they became
-//! available (ties by id, as Redis orders equal scores by member), so a fetch is a `ZPOPMIN`.
-//! Scheduled and retryable jobs wait in sets by `run_at`, running ones in a set by lease deadline,
-//! finished ones in sets ordered by id text, which for UUIDv7 ids is creation order (ranges for
-//! `list`, candidates for `prune`). Per-job work is two commands per step (read the hash, write
-//! it); index updates of a batch are grouped into one command per key.
+//! Built for throughput: a job is a field (named by its id) of three hashes: a binary record
+//! every step rewrites, its fixed data, its errors; plus one entry in the sorted set of its queue
+//! and state. So a batch of any size reads and writes its jobs with a constant number of
+//! commands (one `HMGET`, one `HSET`, one command per index), and the per-job work left is
+//! packing records. Available jobs are ranked by a score of priority band then the millisecond
+//! they became available (ties by id, as Redis orders equal scores by member), so a fetch takes
+//! the head of one set. Scheduled and retryable jobs wait in sets by `run_at`, running ones in a
+//! set by lease deadline, finished ones in sets ordered by id text, which for UUIDv7 ids is
+//! creation order (ranges for `list`, candidates for `prune`).
 //!
 //! Scripts build key names from the prefix they are given, so this backend needs a standalone
 //! Redis (or a primary with replicas), not Redis Cluster.
@@ -90,7 +93,7 @@ impl RedisJobs {
     }
 
     /// A script of one job that answers `{'missing'}`, `{'conflict', state}` or
-    /// `{'ok', now, hash}` (cancel, retry).
+    /// `{'ok', now, record, data, errors}` (cancel, retry).
     async fn change(
         &self,
         script: &redis::Script,

@@ -347,6 +347,66 @@ async fn cancelled_running_job_is_not_reclaimed() {
     .await;
 }
 
+#[tokio::test]
+async fn mixed_batches_keep_each_job_apart() {
+    with_jobs(|jobs, _| async move {
+        // Runs of equal options travel as groups; the boundaries must not leak options.
+        let mut batch = Vec::new();
+        for (queue, priority, delay_ms, max_attempts) in [
+            ("a", 0, 0, None),
+            ("a", 0, 0, None),
+            ("a", 5, 0, Some(2)),
+            ("b", 0, 0, None),
+            ("a", 0, 60_000, None),
+            ("a", 0, 0, None),
+        ] {
+            let mut new = job(queue);
+            new.priority = priority;
+            new.delay = Duration::from_millis(delay_ms);
+            new.max_attempts = max_attempts;
+            batch.push(new);
+        }
+        let ids: Vec<_> = jobs
+            .enqueue(&batch)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.id)
+            .collect();
+
+        let a: Vec<_> = fetch(&jobs, "a", 10).await;
+        let order: Vec<_> = a.iter().map(|c| c.id).collect();
+        assert_eq!(order, vec![ids[2], ids[0], ids[1], ids[5]]);
+        assert_eq!(a[0].max_attempts, Some(2));
+        assert!(a[1..].iter().all(|c| c.max_attempts.is_none()));
+        assert_eq!(fetch(&jobs, "b", 10).await.len(), 1);
+        let later = jobs.get(ids[4]).await.unwrap().unwrap();
+        assert_eq!(
+            (later.state, later.queue.as_str()),
+            (JobState::Scheduled, "a")
+        );
+
+        // A ticket named twice in one call counts once.
+        let twice = [a[0].ticket(), a[0].ticket()];
+        let done: Vec<_> = twice
+            .iter()
+            .map(|t| Finish {
+                ticket: *t,
+                outcome: Outcome::Completed,
+            })
+            .collect();
+        assert_eq!(jobs.finish(&done).await.unwrap(), vec![true, false]);
+        assert_eq!(
+            jobs.release(&[a[1].ticket(), a[1].ticket()]).await.unwrap(),
+            vec![true, false]
+        );
+        let stats = jobs.stats().await.unwrap();
+        let q = stats.iter().find(|s| s.queue == "a").unwrap();
+        assert_eq!((q.completed_total, q.running, q.available), (1, 2, 1));
+    })
+    .await;
+}
+
 /// The wake-up connection of this test, found by its name.
 async fn listener_ids(conn: &mut redis::aio::MultiplexedConnection, name: &str) -> Vec<String> {
     let list: String = redis::cmd("CLIENT")

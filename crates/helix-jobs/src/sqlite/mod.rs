@@ -13,7 +13,8 @@
 //! - A batch goes to SQLite as one JSON array bound to one statement (`json_each`), not one
 //!   statement per job: each statement is a round trip to sqlx's connection thread (~20 µs), which
 //!   costs more than SQLite's work for a small job. The statement text never changes with the
-//!   batch size, so sqlx's per-connection cache prepares each one once.
+//!   batch size, so sqlx's per-connection cache prepares each one once. For the same reason what a
+//!   step reads comes back as one row holding a JSON array, never one row per job (see `lease`).
 //! - Times are integer milliseconds from this process's clock (UTC). Several processes sharing a
 //!   file therefore share its clock only as far as their hosts' clocks agree; in practice they run
 //!   on one host, since SQLite needs a local file.

@@ -17,6 +17,9 @@ pub(super) const JOB_COLUMNS: &str = "id, queue, state, priority, run_at, attemp
      timeout_ms, lease_until, worker, created_at, updated_at, finished_at, unique_key, kind, \
      payload, errors";
 
+static GET: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("SELECT {JOB_COLUMNS} FROM helix_jobs WHERE id = ?1"));
+
 /// Newest first; every filter optional: queue ?1, before ?2, reported state ?3 (now is ?4).
 static LIST: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
@@ -113,8 +116,7 @@ pub(super) fn job(row: &SqliteRow, now: i64) -> Result<Job, JobError> {
 
 impl SqliteJobs {
     pub(super) async fn get_job(&self, id: JobId) -> Result<Option<Job>, JobError> {
-        let sql = format!("SELECT {JOB_COLUMNS} FROM helix_jobs WHERE id = ?1");
-        let row = sqlx::query(&sql)
+        let row = sqlx::query(&GET)
             .bind(id_text(id))
             .fetch_optional(&self.read)
             .await

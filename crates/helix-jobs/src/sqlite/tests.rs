@@ -81,6 +81,39 @@ fn stats_of(all: &[QueueStats], queue: &str) -> QueueStats {
         .unwrap_or_default()
 }
 
+/// Payloads travel inside JSON arrays both ways (enqueue and fetch): whatever their text, they
+/// come back byte for byte.
+#[tokio::test]
+async fn odd_and_large_payloads_come_back_verbatim() {
+    let fx = fx().await;
+    let odd = "{\"s\":\"q\\\"b\\\\ \\u0000\"}\u{0}\u{1}\t\n\u{2028}\u{7f} \u{1F600} ' \\ \"";
+    let large = format!("\"{}\"", "x".repeat(crate::model::MAX_PAYLOAD_BYTES - 2));
+    let mut batch = Vec::new();
+    for payload in [odd, &large] {
+        let mut new = job("q");
+        new.payload = payload.to_string();
+        batch.push(new);
+    }
+    fx.jobs.enqueue(&batch).await.unwrap();
+
+    let claims = fx.jobs.fetch(&request("q", 10)).await.unwrap();
+
+    for (new, claim) in batch.iter().zip(&claims) {
+        assert_eq!(claim.id, new.id);
+        assert!(
+            claim.payload == new.payload,
+            "fetched payload of {}",
+            claim.id
+        );
+        let stored = fx.jobs.get(new.id).await.unwrap().unwrap();
+        assert!(
+            stored.payload == new.payload,
+            "read payload of {}",
+            claim.id
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_ticket_repeated_in_one_batch_is_applied_once() {
     let fx = fx().await;

@@ -6,16 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use helix_jobs::{EnqueueOptions, JobBackend, JobId, JobState, Jobs, ListFilter, Unique};
-use helix_store::{Store, StoreOptions};
 
 use super::Failure;
-use crate::config::resolve::Mode;
-use crate::config::{Config, ConfigError};
-use crate::platform::catalog;
-use crate::platform::deployment::{Deployment, Generate};
+use crate::config::Config;
 use crate::platform::runtime::StartError;
 use crate::shared::jobs::QueueTarget;
-use crate::shared::redact;
+use helix_store::Store;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -289,44 +285,12 @@ fn print_stats(stats: &[helix_jobs::QueueStats], format: Format) {
 pub async fn open(
     config: &Config,
 ) -> Result<(Arc<dyn JobBackend>, Option<Arc<dyn Store>>), Failure> {
-    let spec = catalog::find("worker").expect("worker is in the catalog");
-    let deployment = Deployment::plan(
-        config,
-        Mode::Serve(spec.name.into()),
-        Default::default(),
-        &[spec],
-        Generate::ReadOnly,
-    );
-    let errors: Vec<_> = deployment
-        .errors()
-        .into_iter()
-        .filter(|p| p.var.as_deref() != Some(catalog::PORT))
-        .collect();
-    if !errors.is_empty() {
-        return Err(ConfigError::Problems(errors).into());
-    }
-    let planned = deployment
-        .services
-        .into_iter()
-        .next()
-        .expect("one service planned");
-    planned.env.secret_values().for_each(redact::register);
+    let planned = super::schema_owner::plan(config, "worker")?;
     let target = QueueTarget::of(&planned.env, &planned.config)
         .map_err(|reason| StartError::from(helix_jobs::JobError::Backend(reason)))?;
     let store = match &target {
-        QueueTarget::Database(url) => {
-            let options = StoreOptions {
-                connect_attempts: config.settings.connect_attempts,
-                schema: config.settings.db_schema.clone(),
-                ..StoreOptions::default()
-            };
-            let store = helix_store::open(url, &options)
-                .await
-                .map_err(StartError::from)?;
-            // Why: the job tables come with the migrations; this makes `helix jobs` work before
-            // any service has started (idempotent, and locked against concurrent runs).
-            store.migrate().await.map_err(StartError::from)?;
-            Some(store)
+        QueueTarget::Database(_) => {
+            Some(super::schema_owner::open_migrated(config, &planned).await?)
         }
         QueueTarget::Redis(_) => None,
     };

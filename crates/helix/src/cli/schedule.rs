@@ -6,16 +6,12 @@ use std::sync::Arc;
 use chrono::Utc;
 use helix_jobs::schedule::{self, parse_every, Cadence, CatchUp, NewSchedule, Schedule};
 use helix_jobs::{Jobs, Target};
-use helix_store::{Store, StoreOptions};
 
 use super::jobs::Format;
 use super::Failure;
-use crate::config::resolve::Mode;
-use crate::config::{Config, ConfigError};
-use crate::platform::catalog;
-use crate::platform::deployment::{Deployment, Generate};
+use crate::config::Config;
 use crate::platform::runtime::StartError;
-use crate::shared::redact;
+use helix_store::Store;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -161,45 +157,6 @@ fn describe(s: &Schedule) -> String {
 
 /// The beat's database (schedules live beside its other rows), migrated.
 async fn open(config: &Config) -> Result<Arc<dyn Store>, Failure> {
-    let spec = catalog::find("beat").expect("beat is in the catalog");
-    let deployment = Deployment::plan(
-        config,
-        Mode::Serve(spec.name.into()),
-        Default::default(),
-        &[spec],
-        Generate::ReadOnly,
-    );
-    let errors: Vec<_> = deployment
-        .errors()
-        .into_iter()
-        .filter(|p| p.var.as_deref() == Some(catalog::DATABASE_URL) || p.var.is_none())
-        .collect();
-    if !errors.is_empty() {
-        return Err(ConfigError::Problems(errors).into());
-    }
-    let planned = deployment
-        .services
-        .into_iter()
-        .next()
-        .expect("one service planned");
-    planned.env.secret_values().for_each(redact::register);
-    let url = planned
-        .config
-        .database
-        .as_ref()
-        .expect("beat needs a database")
-        .url()
-        .to_owned();
-    let options = StoreOptions {
-        connect_attempts: config.settings.connect_attempts,
-        schema: config.settings.db_schema.clone(),
-        ..StoreOptions::default()
-    };
-    let store = helix_store::open(&url, &options)
-        .await
-        .map_err(StartError::from)?;
-    // Why: the schedule table comes with the migrations; this makes `helix schedule` work before
-    // any service has started (idempotent, and locked against concurrent runs).
-    store.migrate().await.map_err(StartError::from)?;
-    Ok(store)
+    let planned = super::schema_owner::plan(config, "beat")?;
+    super::schema_owner::open_migrated(config, &planned).await
 }

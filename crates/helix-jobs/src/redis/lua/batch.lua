@@ -1,7 +1,6 @@
--- Batched writes, for the steps that touch several keys per job (see common.lua).
-
--- Writes collected per key and sent at `flush` as one command per key and kind, for the
--- steps that touch several queues (finish, extend, release) and the sweeps of fetch.
+-- Writes collected per key and sent at `flush` as one command per key and kind, for the steps
+-- whose jobs may belong to several queues (extend, release), the sweeps of fetch, error lists
+-- and prune. (The hot loops of enqueue, fetch and finish keep their own lists.)
 local zadds, zrems, hsets, incrs = {}, {}, {}, {}
 
 local function later(lists, key, a, b)
@@ -37,7 +36,6 @@ local function incr_later(key, field)
   fields[field] = (fields[field] or 0) + 1
 end
 
--- Removals go first: a job reclaimed from `running` may be leased again in the same script.
 local function flush()
   for key, list in pairs(zrems) do
     send('ZREM', key, list)

@@ -1,6 +1,7 @@
 -- What every job script starts with (after the `MAX_ERRORS` line the Rust side prepends); the
--- scripts that need them add `batch.lua` and `errors.lua`. Kept small: every `local function`
--- here is a closure made again on each call.
+-- scripts that need them add `batch.lua` and `errors.lua`. Kept small, since every `local
+-- function` here is a closure made again on each call.
+--
 -- ARGV[1] is always the key prefix; keys are built here from it, so the scripts address records
 -- they only learn about while running (standalone Redis, not Redis Cluster).
 --

@@ -1,5 +1,3 @@
--- The error list a job keeps, one entry per failed attempt (uses ERRORS from common.lua).
-
 -- The job's errors with one more entry, keeping the last MAX_ERRORS. `encoded` is the error as a
 -- JSON string literal (quotes inside it are escaped), so the text `{"attempt":` only ever starts
 -- an entry and can be searched for.
