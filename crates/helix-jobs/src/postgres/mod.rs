@@ -3,11 +3,12 @@
 //!
 //! Owns the PostgreSQL side of the job state machine. Every step is one statement (`sql.rs`):
 //! batches travel as arrays, fetch locks with `FOR UPDATE SKIP LOCKED` so workers never wait for
-//! one another, times come from `clock_timestamp()`, and enqueues `NOTIFY helix_jobs` as a hint
-//! (`listen.rs`). Rows and errors are translated in `rows.rs`. The tables come from
-//! `helix-store`'s migration `0007_jobs.sql`.
+//! one another, and times come from `clock_timestamp()`. Steps that make jobs available send
+//! `NOTIFY helix_jobs` as a hint (`notify.rs`), which `listen.rs` receives. Rows and errors are
+//! translated in `rows.rs`. The tables come from `helix-store`'s migration `0007_jobs.sql`.
 
 mod listen;
+mod notify;
 mod rows;
 mod sql;
 #[cfg(test)]
@@ -30,6 +31,8 @@ use crate::model::{
 };
 
 /// Statements built once from their parts (see `sql.rs`).
+static ENQUEUE: LazyLock<String> = LazyLock::new(|| sql::enqueue(false));
+static ENQUEUE_NOTIFYING: LazyLock<String> = LazyLock::new(|| sql::enqueue(true));
 static FETCH: LazyLock<String> = LazyLock::new(sql::fetch);
 static FINISH: LazyLock<String> = LazyLock::new(sql::finish);
 static GET: LazyLock<String> = LazyLock::new(sql::get);
@@ -43,11 +46,13 @@ pub struct PgJobs {
     /// `postgres host:port/db`, never the password.
     describe: String,
     wakeups: listen::Hub,
+    hints: notify::Notifier,
 }
 
 impl PgJobs {
     pub fn new(pool: PgPool, describe: String) -> Self {
         Self {
+            hints: notify::Notifier::new(pool.clone()),
             pool,
             describe,
             wakeups: listen::Hub::default(),
@@ -65,18 +70,20 @@ pub async fn enqueue_in(
     conn: &mut PgConnection,
     jobs: &[NewJob],
 ) -> Result<Vec<Enqueued>, JobError> {
-    enqueue_on(conn, jobs, "postgres").await
+    enqueue_on(conn, &ENQUEUE_NOTIFYING, jobs, "postgres").await
 }
 
+/// One enqueue statement (`sql::enqueue`) on a pool or a connection.
 async fn enqueue_on(
     executor: impl PgExecutor<'_>,
+    sql: &str,
     jobs: &[NewJob],
     backend: &str,
 ) -> Result<Vec<Enqueued>, JobError> {
     if jobs.is_empty() {
         return Ok(Vec::new());
     }
-    let rows = sqlx::query(sql::ENQUEUE)
+    let rows = sqlx::query(sql)
         .bind(jobs.iter().map(|j| j.id.0).collect::<Vec<Uuid>>())
         .bind(jobs.iter().map(|j| j.kind.as_str()).collect::<Vec<_>>())
         .bind(jobs.iter().map(|j| j.queue.as_str()).collect::<Vec<_>>())
@@ -166,7 +173,8 @@ fn outcome(outcome: &Outcome) -> (&'static str, Option<String>, Duration) {
     }
 }
 
-/// The `WHERE` of a list (state as operators see it), with its parameters numbered from $1.
+/// The statement of a list (states as operators see them), its parameters numbered from $1 in
+/// the order `list` binds them: state, queue, cursor (those that are set), limit.
 fn list_sql(filter: &ListFilter) -> String {
     let mut conditions = Vec::new();
     let mut n = 0;
@@ -225,23 +233,27 @@ impl PgJobs {
         }
     }
 
-    /// One of the ticket batches (`extend`, `release`).
+    /// Run a ticket batch (`extend`, `release`) on the first entry of each distinct ticket:
+    /// entry i tells whether ticket i held its job; also the queues of the jobs moved.
     async fn tickets(
         &self,
         sql: &str,
         tickets: &[Ticket],
         lease: Option<Duration>,
-    ) -> Result<Vec<bool>, JobError> {
+    ) -> Result<(Vec<bool>, Vec<String>), JobError> {
         if tickets.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), Vec::new()));
         }
         let (ids, tokens) = ids_and_tokens(firsts(tickets, |t| *t).into_iter());
-        let mut query = sqlx::query_as::<_, (Uuid, i64)>(sql).bind(ids).bind(tokens);
+        let mut query = sqlx::query_as::<_, (Uuid, i64, String)>(sql)
+            .bind(ids)
+            .bind(tokens);
         if let Some(lease) = lease {
             query = query.bind(rows::interval(lease));
         }
-        let applied = query.fetch_all(&self.pool).await.map_err(self.err())?;
-        Ok(held(tickets.iter().copied(), applied))
+        let rows = query.fetch_all(&self.pool).await.map_err(self.err())?;
+        let (applied, queues) = rows.into_iter().map(|(id, t, q)| ((id, t), q)).unzip();
+        Ok((held(tickets.iter().copied(), applied), queues))
     }
 }
 
@@ -264,7 +276,10 @@ impl JobBackend for PgJobs {
     }
 
     async fn enqueue(&self, jobs: &[NewJob]) -> Result<Vec<Enqueued>, JobError> {
-        enqueue_on(&self.pool, jobs, &self.describe).await
+        let done = enqueue_on(&self.pool, &ENQUEUE, jobs, &self.describe).await?;
+        let added = jobs.iter().zip(&done).filter(|(_, e)| e.inserted);
+        self.hints.hint(added.map(|(job, _)| job.queue.as_str()));
+        Ok(done)
     }
 
     async fn fetch(&self, request: &FetchRequest<'_>) -> Result<Vec<Claim>, JobError> {
@@ -288,7 +303,8 @@ impl JobBackend for PgJobs {
     }
 
     async fn extend(&self, tickets: &[Ticket], lease: Duration) -> Result<Vec<bool>, JobError> {
-        self.tickets(sql::EXTEND, tickets, Some(lease)).await
+        let (held, _) = self.tickets(sql::EXTEND, tickets, Some(lease)).await?;
+        Ok(held)
     }
 
     async fn finish(&self, results: &[Finish]) -> Result<Vec<bool>, JobError> {
@@ -319,7 +335,9 @@ impl JobBackend for PgJobs {
     }
 
     async fn release(&self, tickets: &[Ticket]) -> Result<Vec<bool>, JobError> {
-        self.tickets(sql::RELEASE, tickets, None).await
+        let (held, queues) = self.tickets(sql::RELEASE, tickets, None).await?;
+        self.hints.hint(queues.iter().map(String::as_str));
+        Ok(held)
     }
 
     async fn get(&self, id: JobId) -> Result<Option<Job>, JobError> {
@@ -371,10 +389,12 @@ impl JobBackend for PgJobs {
             .fetch_optional(&self.pool)
             .await
             .map_err(self.err())?;
-        match row {
-            Some(row) => rows::job(&row).map_err(self.err()),
-            None => Err(self.refusal(id, "retry").await),
-        }
+        let Some(row) = row else {
+            return Err(self.refusal(id, "retry").await);
+        };
+        let job = rows::job(&row).map_err(self.err())?;
+        self.hints.hint([job.queue.as_str()]);
+        Ok(job)
     }
 
     async fn stats(&self) -> Result<Vec<QueueStats>, JobError> {

@@ -91,13 +91,17 @@ async fn enqueue_in_a_transaction_appears_only_on_commit() {
         tx.rollback().await.unwrap();
         assert!(fx.jobs.get(rolled_back[0].id).await.unwrap().is_none());
 
+        let mut wake = fx.jobs.wakeups().await.unwrap();
         let mut tx = fx.pool.begin().await.unwrap();
         let committed = enqueue_in(&mut tx, &[job("q")]).await.unwrap();
         assert!(
             fx.jobs.get(committed[0].id).await.unwrap().is_none(),
             "invisible before commit"
         );
+        wake.rx.borrow_and_update();
         tx.commit().await.unwrap();
+        let woke = tokio::time::timeout(Duration::from_secs(10), wake.rx.changed()).await;
+        assert!(matches!(woke, Ok(Ok(()))), "the commit wakes workers");
 
         assert!(committed[0].inserted);
         let got = fetch(&fx.jobs, "q", 10).await;
