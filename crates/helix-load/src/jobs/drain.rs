@@ -15,9 +15,9 @@ use serde_json::{json, Value};
 use super::enqueue::{self, Mode};
 use super::fixture::{with_fixture, Fixture, QUEUE};
 use super::medians::Figures;
-use super::onecore;
 use super::usage::{self, CpuUse};
 use super::{check_count, thousands, BackendArgs};
+use super::{onecore, quiet};
 
 #[derive(Args, Debug, Clone)]
 pub struct DrainArgs {
@@ -38,10 +38,10 @@ pub struct DrainArgs {
 pub struct DrainOpts {
     /// Jobs the worker runs at once (its queue's concurrency); a comma-separated list measures
     /// each.
-    #[arg(long, value_delimiter = ',', default_value = "1000")]
+    #[arg(long, value_delimiter = ',', default_value = "2000")]
     pub concurrency: Vec<u32>,
     /// Most jobs one fetch takes (`WorkerOptions::fetch_max`); a list measures each.
-    #[arg(long, value_delimiter = ',', default_value = "500")]
+    #[arg(long, value_delimiter = ',', default_value = "200")]
     pub fetch_max: Vec<u32>,
 }
 
@@ -107,7 +107,8 @@ pub async fn measure(
             limit: Duration::from_secs(600),
             label: format!("draining (concurrency {concurrency}, fetch {fetch_max})"),
         };
-        let started = onecore::start(fixture.clone(), plan).await?;
+        let shared = onecore::shared_for(&fixture, &opened.backend);
+        let started = onecore::start(fixture.clone(), plan, shared).await?;
         let before = usage::snapshot(engine);
         let ran = started.finish().await;
         let cpu = before.until(&usage::snapshot(engine));
@@ -139,7 +140,13 @@ pub async fn measure_all(
     let pairs = opts.pairs()?;
     for run in 1..=runs {
         for &(concurrency, fetch_max) in &pairs {
-            let d = measure(args, count, concurrency, fetch_max).await?;
+            let d = quiet::guarded(
+                args,
+                "drain",
+                || measure(args, count, concurrency, fetch_max),
+                |d: &Drained| d.cpu.other(),
+            )
+            .await?;
             println!(
                 "drain [{}, concurrency {concurrency}, fetch max {fetch_max}] run {run}/{runs}: {} jobs \
                  in {:.3} s = {} jobs/s; worker thread {:.2} core; {}",

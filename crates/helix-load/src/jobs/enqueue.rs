@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use super::fixture::{with_fixture, Fixture, Opened};
 use super::medians::Figures;
 use super::usage::{self, CpuUse};
-use super::{check_count, progress, thousands, BackendArgs};
+use super::{check_count, progress, quiet, thousands, BackendArgs};
 use crate::report::percentiles;
 
 /// The no-op payload every benchmark job carries.
@@ -240,7 +240,13 @@ pub async fn measure_all(
     for run in 1..=runs {
         for mode in opts.modes()? {
             let label = format!("enqueue [{}, {}]", args.backend.as_str(), mode.name());
-            let driven = measure(args, mode, count, &label).await?;
+            let driven = quiet::guarded(
+                args,
+                &label,
+                || measure(args, mode, count, &label),
+                |d: &Driven| d.cpu.other(),
+            )
+            .await?;
             println!("{label} run {run}/{runs}: {}", driven.line(args.backend));
             figures.add(&format!("enqueue_{}_jobs_per_s", mode.key()), driven.rate());
             let p99 = driven.calls.value_at_quantile(0.99) as f64 / 1000.0;

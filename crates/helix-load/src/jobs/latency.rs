@@ -22,9 +22,9 @@ use serde_json::{json, Value};
 
 use super::fixture::{with_fixture, Fixture, QUEUE};
 use super::medians::Figures;
-use super::onecore;
 use super::usage::{self, CpuUse};
 use super::{check_count, thousands, BackendArgs};
+use super::{onecore, quiet};
 use crate::report::percentiles;
 
 /// A send this far behind its tick counts as late.
@@ -157,7 +157,8 @@ pub async fn measure(args: &BackendArgs, opts: &LatencyOpts) -> Result<Measured>
         };
         let opened = fixture.open().await?;
         let jobs = Jobs::new(opened.backend.clone(), Arc::new(registry));
-        let started = onecore::start(fixture.clone(), plan).await?;
+        let shared = onecore::shared_for(&fixture, &opened.backend);
+        let started = onecore::start(fixture.clone(), plan, shared).await?;
         let before = usage::snapshot(engine);
         let start = Instant::now();
         let sent = schedule(&jobs, &probe, &opts, total).await;
@@ -269,7 +270,13 @@ pub async fn measure_all(args: &BackendArgs, opts: &LatencyOpts, runs: u64) -> R
             opts.seconds,
             opts.warmup
         );
-        let m = measure(args, opts).await?;
+        let m = quiet::guarded(
+            args,
+            "latency",
+            || measure(args, opts),
+            |m: &Measured| m.cpu.other(),
+        )
+        .await?;
         print_run(args, opts, run, runs, &m);
         let q = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
         figures.add("latency_p50_ms", q(&m.from_call, 0.5));

@@ -24,6 +24,7 @@ mod latency;
 mod medians;
 mod onecore;
 mod progress;
+mod quiet;
 mod usage;
 
 use anyhow::{bail, Result};
@@ -90,6 +91,11 @@ pub struct BackendArgs {
     /// thread of its own on top.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// On a shared machine: before each measurement wait (up to 30 min) until other processes
+    /// use less than this many cores, and repeat (up to 5 times) a measurement during which they
+    /// used more. "Other" is the machine's busy time less this process's and the server's.
+    #[arg(long)]
+    quiet: Option<f64>,
 }
 
 impl BackendArgs {
@@ -99,6 +105,9 @@ impl BackendArgs {
         }
         if !(1..=256).contains(&self.threads) {
             bail!("--threads must be 1 to 256");
+        }
+        if self.quiet.is_some_and(|q| !(q.is_finite() && q > 0.0)) {
+            bail!("--quiet must be a positive number of cores");
         }
         Ok(())
     }

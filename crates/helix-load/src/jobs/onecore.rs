@@ -1,6 +1,9 @@
 //! One `helix_jobs::Worker` on one core: a thread of its own running a tokio `current_thread`
 //! runtime, with its own connections (opened on that runtime, so no I/O of the worker is driven
-//! by the client's threads). It runs until its queue's `completed` counter (outcomes stored by
+//! by the client's threads). SQLite is the exception: the worker shares the client's store, as
+//! every service of the embedded deployment does in its one process (a second store would be a
+//! second writer, waiting in SQLite's busy handler; sqlx runs each SQLite connection on a thread
+//! of its own anyway). It runs until its queue's `completed` counter (outcomes stored by
 //! the backend) reaches a target, then shuts down gracefully.
 //!
 //! The clock starts when the worker starts (after connecting) and stops at the first check that
@@ -12,12 +15,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Result};
 use helix_jobs::worker::{CountersSnapshot, QueueCounters};
-use helix_jobs::{QueueConfig, Registry, Worker, WorkerOptions};
+use helix_jobs::{JobBackend, QueueConfig, Registry, Worker, WorkerOptions};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use super::fixture::Fixture;
-use super::{progress, usage};
+use super::{progress, usage, Engine};
 
 /// What to run and until when.
 pub struct Plan {
@@ -49,13 +52,13 @@ pub struct Started {
 }
 
 /// Start the worker thread; returns once its worker runs.
-pub async fn start(fixture: Fixture, plan: Plan) -> Result<Started> {
+pub async fn start(fixture: Fixture, plan: Plan, shared: Option<Shared>) -> Result<Started> {
     let (ready_tx, ready_rx) = oneshot::channel();
     let (done_tx, done) = oneshot::channel();
     let thread = std::thread::Builder::new()
         .name("jobs-worker".into())
         .spawn(move || {
-            let out = thread_main(fixture, plan, ready_tx);
+            let out = thread_main(fixture, plan, shared, ready_tx);
             let _ = done_tx.send(out);
         })?;
     let started = Started { done, thread };
@@ -85,17 +88,41 @@ impl Started {
     }
 }
 
-fn thread_main(fixture: Fixture, plan: Plan, ready: oneshot::Sender<()>) -> Result<Ran> {
+/// A backend the worker uses instead of opening its own.
+pub type Shared = Arc<dyn JobBackend>;
+
+/// The backend the client opened, when the worker should share it (SQLite).
+pub fn shared_for(fixture: &Fixture, client: &Shared) -> Option<Shared> {
+    (fixture.engine == Engine::Sqlite).then(|| client.clone())
+}
+
+fn thread_main(
+    fixture: Fixture,
+    plan: Plan,
+    shared: Option<Shared>,
+    ready: oneshot::Sender<()>,
+) -> Result<Ran> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(work(fixture, plan, ready))
+    runtime.block_on(work(fixture, plan, shared, ready))
 }
 
-async fn work(fixture: Fixture, plan: Plan, ready: oneshot::Sender<()>) -> Result<Ran> {
-    let opened = fixture.open().await?;
+async fn work(
+    fixture: Fixture,
+    plan: Plan,
+    shared: Option<Shared>,
+    ready: oneshot::Sender<()>,
+) -> Result<Ran> {
+    let (backend, opened) = match shared {
+        Some(backend) => (backend, None),
+        None => {
+            let opened = fixture.open().await?;
+            (opened.backend.clone(), Some(opened))
+        }
+    };
     let worker = Worker::new(
-        opened.backend.clone(),
+        backend,
         Arc::new(plan.registry),
         vec![plan.queue.clone()],
         plan.options,
@@ -114,7 +141,9 @@ async fn work(fixture: Fixture, plan: Plan, ready: oneshot::Sender<()>) -> Resul
     };
     stop.cancel();
     let _ = running.await;
-    opened.close().await;
+    if let Some(opened) = opened {
+        opened.close().await;
+    }
     if !reached {
         bail!(
             "the worker completed {} of {} jobs in {:.0} s",

@@ -30,8 +30,8 @@ pub enum QueueTarget {
 }
 
 impl QueueTarget {
-    /// What `HELIX_QUEUE_BACKEND`, `REDIS_URL` and the database of one service select; `None`
-    /// when the choice names a backend the service does not have.
+    /// What `HELIX_QUEUE_BACKEND`, `REDIS_URL` and the database of one service select; an error
+    /// naming the variable when the choice names a backend the service does not have.
     pub fn of(env: &ServiceEnv, config: &ServiceConfig) -> Result<Self, String> {
         let redis = config
             .redis_url
