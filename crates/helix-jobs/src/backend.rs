@@ -41,6 +41,8 @@ impl BackendKind {
 /// - Reads (`get`, `list`, `stats`) report a scheduled or retryable job whose `run_at` has come as
 ///   `available`, so what operators see does not depend on whether a worker has fetched lately.
 ///   A running job whose lease ended stays `running` until a fetch of its queue reclaims it.
+/// - A reclaimed or released job keeps its `run_at`, and so its place in line: the jobs a dead
+///   or stopping worker held run next, not behind everything enqueued since.
 /// - Fetch order within a queue: highest priority first; within a priority, oldest `run_at`
 ///   first (the time the job became or becomes available); then oldest id.
 /// - A token is accepted (`extend`, `finish`, `release`) only while the job is `running` under

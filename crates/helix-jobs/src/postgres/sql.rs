@@ -99,7 +99,8 @@ ORDER BY i.ord"
 /// that are due (`due`) and its best `$2` available ones (`ready`) are locked with
 /// `SKIP LOCKED`, so concurrent fetches never wait for each other nor take the same row. All of
 /// them are ranked in fetch order and the first `$2` leased; the other due ones become
-/// available, the other expired ones available again (or failed on their last attempt), and
+/// available, the other expired ones available again in their old place in line (or failed on
+/// their last attempt), and
 /// every expired attempt gets the error "lease expired". That is one `UPDATE`, because a
 /// statement can neither see nor update again rows that an earlier CTE of its own changed.
 /// The totals row is written only when a lease expired.
@@ -115,7 +116,7 @@ pub(super) fn fetch() -> String {
         "
 WITH clock AS (SELECT clock_timestamp() AS now),
 expired AS (
-    SELECT j.id, j.priority, j.attempts >= COALESCE(j.max_attempts, $5) AS last
+    SELECT j.id, j.priority, j.run_at, j.attempts >= COALESCE(j.max_attempts, $5) AS last
     FROM helix_jobs j
     WHERE j.queue = $1 AND j.state = 'running' AND j.lease_until <= (SELECT now FROM clock)
     FOR UPDATE SKIP LOCKED
@@ -140,7 +141,7 @@ candidates AS (
     UNION ALL
     SELECT id, priority, run_at, false, true FROM due
     UNION ALL
-    SELECT e.id, e.priority, clock.now, true, true FROM expired e CROSS JOIN clock WHERE NOT e.last
+    SELECT id, priority, run_at, true, true FROM expired WHERE NOT last
 ),
 ranked AS (
     SELECT id, expired, moves, row_number() OVER (ORDER BY priority DESC, run_at, id) AS rank
@@ -155,7 +156,6 @@ touched AS (
 moved AS (
     UPDATE helix_jobs j SET
         state = CASE WHEN t.chosen THEN 'running' WHEN t.last THEN 'failed' ELSE 'available' END,
-        run_at = CASE WHEN t.expired AND NOT t.last THEN clock.now ELSE j.run_at END,
         attempts = j.attempts + CASE WHEN t.chosen THEN 1 ELSE 0 END,
         token = CASE WHEN t.chosen THEN nextval('helix_job_tokens') ELSE j.token END,
         lease_until = CASE WHEN t.chosen THEN clock.now + $3::interval END,
@@ -234,7 +234,7 @@ SELECT id, token FROM moved"
 pub(super) const RELEASE: &str = "
 WITH clock AS (SELECT clock_timestamp() AS now)
 UPDATE helix_jobs j SET
-    state = 'available', run_at = clock.now, attempts = GREATEST(j.attempts - 1, 0),
+    state = 'available', attempts = GREATEST(j.attempts - 1, 0),
     lease_until = NULL, worker = NULL, updated_at = clock.now
 FROM clock, UNNEST($1::uuid[], $2::int8[]) AS t(id, token)
 WHERE j.id = t.id AND j.token = t.token AND j.state = 'running'

@@ -47,10 +47,11 @@ pub(super) static RECLAIM_FAILED: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// The other expired leases (run after [`RECLAIM_FAILED`]): available again now.
+/// The other expired leases (run after [`RECLAIM_FAILED`]): available again, keeping their
+/// `run_at` and so their place in line.
 pub(super) static RECLAIM_AVAILABLE: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "UPDATE helix_jobs SET state = 'available', run_at = ?2, errors = {}, \
+        "UPDATE helix_jobs SET state = 'available', errors = {}, \
              lease_until = NULL, worker = NULL, updated_at = ?2 \
          WHERE {EXPIRED}",
         append_error("?2", &format!("'{LEASE_EXPIRED}'")),
@@ -117,11 +118,12 @@ fn tickets_update(set: &str, extra: &str) -> String {
 static EXTEND: LazyLock<String> =
     LazyLock::new(|| tickets_update("lease_until = ?2, updated_at = ?3", ""));
 
-/// Tickets `[id, token]`, available again at ?2 without the attempt they used.
+/// Tickets `[id, token]`, available again (in their old place in line) without the attempt they
+/// used; now is ?2.
 static RELEASE: LazyLock<String> = LazyLock::new(|| {
     tickets_update(
-        "state = 'available', run_at = ?2, attempts = max(attempts - 1, 0), lease_until = NULL, \
-         worker = NULL, updated_at = ?2",
+        "state = 'available', attempts = max(attempts - 1, 0), lease_until = NULL, worker = NULL, \
+         updated_at = ?2",
         "",
     )
 });

@@ -15,6 +15,7 @@ on_every_engine!(
     expired_lease_is_reclaimed_and_the_stale_token_refused,
     expired_lease_on_the_last_attempt_fails_the_job,
     extended_lease_is_not_reclaimed,
+    reclaimed_and_released_jobs_keep_their_place_in_line,
 );
 
 async fn fetch_takes_highest_priority_then_oldest(fx: Fx) {
@@ -200,4 +201,28 @@ async fn extended_lease_is_not_reclaimed(fx: Fx) {
         outcome: Outcome::Completed,
     };
     assert_eq!(fx.jobs.finish(&[done]).await.unwrap(), vec![true]);
+}
+
+/// A dead or stopping worker's jobs run next, not behind everything enqueued since they started.
+async fn reclaimed_and_released_jobs_keep_their_place_in_line(fx: Fx) {
+    let lease = Duration::from_millis(300);
+    let reclaimed = add(&*fx.jobs, job("q", r#"{"n":1}"#)).await;
+    let released = add(&*fx.jobs, job("q", r#"{"n":2}"#)).await;
+    let held = fetch_with(&*fx.jobs, "q", 2, lease).await;
+    assert_eq!(held.len(), 2);
+    let mut later = Vec::new();
+    for n in 3..6 {
+        later.push(add(&*fx.jobs, job("q", &format!(r#"{{"n":{n}}}"#))).await);
+    }
+    let release = held.iter().find(|c| c.id == released).unwrap().ticket();
+    assert_eq!(fx.jobs.release(&[release]).await.unwrap(), vec![true]);
+
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    let got: Vec<_> = fetch(&*fx.jobs, "q", 3)
+        .await
+        .iter()
+        .map(|c| c.id)
+        .collect();
+
+    assert_eq!(got, vec![reclaimed, released, later[0]]);
 }

@@ -24,7 +24,8 @@ for _, state in ipairs({ SCHEDULED, RETRYABLE }) do
   end
 end
 
--- Leases that ended: the attempt failed; run again now, or fail for good on the last attempt.
+-- Leases that ended: the attempt failed; run again (in the job's old place in line: its run_at
+-- stays), or fail for good on the last attempt.
 local expired = redis.call('ZRANGEBYSCORE', running, '-inf', now_s, 'LIMIT', 0, SWEEP_LIMIT)
 if #expired > 0 then
   local records = hmget(STATE, expired)
@@ -39,8 +40,8 @@ if #expired > 0 then
         zadd_later(queue_key(queue, 'failed'), FINISHED, id)
         incr_later(totals, 'failed_total')
       else
-        hset_later(STATE, id, pack_record(AVAILABLE, at, tk, pr, now, ca, now, lu, fa, ma, q, w))
-        zadd_later(available, available_score(pr, now), id)
+        hset_later(STATE, id, pack_record(AVAILABLE, at, tk, pr, ra, ca, now, lu, fa, ma, q, w))
+        zadd_later(available, available_score(pr, ra), id)
       end
     end
   end
