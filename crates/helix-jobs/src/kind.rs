@@ -47,6 +47,9 @@ pub struct JobContext {
 pub enum JobFailure {
     /// Try again later (with backoff) while attempts remain.
     Retry(String),
+    /// Try again after exactly this delay (a schedule of the kind's own, or a server's
+    /// `Retry-After`) while attempts remain.
+    RetryAfter(String, Duration),
     /// Retrying cannot help: fail the job now (the dead letter keeps the reason).
     Permanent(String),
 }
@@ -54,6 +57,10 @@ pub enum JobFailure {
 impl JobFailure {
     pub fn retry(reason: impl std::fmt::Display) -> Self {
         JobFailure::Retry(reason.to_string())
+    }
+
+    pub fn retry_after(reason: impl std::fmt::Display, delay: Duration) -> Self {
+        JobFailure::RetryAfter(reason.to_string(), delay)
     }
 
     pub fn permanent(reason: impl std::fmt::Display) -> Self {

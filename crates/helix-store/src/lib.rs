@@ -28,6 +28,8 @@ pub mod subscriptions;
 mod target;
 pub mod ucf;
 pub mod usage;
+#[macro_use]
+pub mod webhooks;
 
 pub use accounts::Accounts;
 pub use agents::Agents;
@@ -37,6 +39,7 @@ pub use error::StoreError;
 pub use subscriptions::Subscriptions;
 pub use ucf::UcfMetrics;
 pub use usage::Usage;
+pub use webhooks::Webhooks;
 
 /// Which engine a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,6 +164,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// The agent roster and the tasks addressed to agents.
     fn agents(&self) -> &dyn Agents;
+
+    /// Webhook events received, endpoints subscribed, and deliveries with their attempts.
+    fn webhooks(&self) -> &dyn Webhooks;
 
     /// The engine's pools, for a crate that owns tables of its own on the same database (the job
     /// queue of helix-jobs). Its migrations still live here, so `helix migrate` applies them all.

@@ -68,6 +68,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         name: "schedules",
         sql: include_str!("../migrations/postgres/0008_schedules.sql"),
     },
+    Migration {
+        version: 9,
+        name: "webhooks",
+        sql: include_str!("../migrations/postgres/0009_webhooks.sql"),
+    },
 ];
 
 pub(crate) const SQLITE: &[Migration] = &[
@@ -110,6 +115,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         version: 8,
         name: "schedules",
         sql: include_str!("../migrations/sqlite/0008_schedules.sql"),
+    },
+    Migration {
+        version: 9,
+        name: "webhooks",
+        sql: include_str!("../migrations/sqlite/0009_webhooks.sql"),
     },
 ];
 

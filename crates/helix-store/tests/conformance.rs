@@ -36,6 +36,8 @@ mod sessions;
 mod subscriptions;
 #[path = "conformance/usage.rs"]
 mod usage;
+#[path = "conformance/webhooks.rs"]
+mod webhooks;
 
 on_every_backend!(
     fresh_migrate_applies_every_migration,

@@ -57,6 +57,9 @@ pub(crate) async fn run(
     Some(match result {
         Ok(Ok(Ok(()))) => Outcome::Completed,
         Ok(Ok(Err(JobFailure::Retry(e)))) => retry_or_fail(e, claim.attempt, max, queue),
+        Ok(Ok(Err(JobFailure::RetryAfter(e, delay)))) => {
+            retry_or_fail(e, claim.attempt, max, queue).after(delay)
+        }
         Ok(Ok(Err(JobFailure::Permanent(e)))) => Outcome::Fail { error: cut(e) },
         Ok(Err(panic)) => {
             QueueCounters::add(&counters.panicked, 1);
@@ -79,6 +82,16 @@ fn retry_or_fail(error: String, attempt: u32, max: u32, queue: &QueueConfig) -> 
         Outcome::Retry {
             error,
             delay: queue.backoff.delay(attempt),
+        }
+    }
+}
+
+impl Outcome {
+    /// A retry at the handler's own delay instead of the queue's backoff.
+    fn after(self, delay: Duration) -> Outcome {
+        match self {
+            Outcome::Retry { error, .. } => Outcome::Retry { error, delay },
+            other => other,
         }
     }
 }

@@ -49,6 +49,10 @@ pub enum Act {
     },
     /// `JobFailure::Retry("flaky on attempt N")`.
     Flaky,
+    /// `JobFailure::RetryAfter("wait on attempt N", ms)` on every attempt.
+    Wait {
+        ms: u64,
+    },
     /// `JobFailure::Permanent(reason)`.
     Refuse {
         reason: String,
@@ -209,6 +213,10 @@ impl JobKind for Script {
                 "flaky on attempt {}",
                 ctx.attempt
             ))),
+            Act::Wait { ms } => Err(JobFailure::retry_after(
+                format!("wait on attempt {}", ctx.attempt),
+                Duration::from_millis(ms),
+            )),
             Act::Refuse { reason } => Err(JobFailure::permanent(reason)),
             Act::Panic => panic!("boom on attempt {}", ctx.attempt),
             Act::PanicStatic => panic!("static boom"),

@@ -17,6 +17,7 @@ on_every_engine!(
     each_job_runs_once_and_completes,
     retry_waits_the_stored_backoff_and_keeps_every_error,
     job_max_attempts_overrides_the_queue,
+    retry_after_waits_the_handlers_delay,
     permanent_failure_fails_at_once,
     panicking_handler_fails_its_attempt_and_the_worker_goes_on,
     hanging_handler_is_cut_off_by_its_timeout,
@@ -139,6 +140,31 @@ async fn retry_waits_the_stored_backoff_and_keeps_every_error(fx: Fx) {
     );
     let stats = stats_of(&*fx.jobs, "default").await;
     assert_eq!((stats.failed, stats.failed_total), (1, 1));
+}
+
+/// A handler's own delay replaces the queue's backoff; attempts still run out.
+async fn retry_after_waits_the_handlers_delay(fx: Fx) {
+    let probe = Probe::new();
+    let jobs = client(&fx.jobs, &probe);
+    let own = EnqueueOptions {
+        max_attempts: Some(2),
+        ..EnqueueOptions::default()
+    };
+    let id = put(&jobs, Act::Wait { ms: 600 }, own).await;
+    let worker = start(&fx.jobs, &probe, vec![queue("default")], options("w1"));
+
+    let dead = wait_state(&*fx.jobs, id, JobState::Failed).await;
+    worker.stop().await;
+
+    let runs = probe.starts_of(id);
+    assert_eq!(runs.len(), 2);
+    let due = dead.errors[0].at + chrono::Duration::milliseconds(600);
+    assert!(
+        runs[1].at + SLACK >= due,
+        "attempt 2 started at {} before {due} (the queue's backoff is 50 ms)",
+        runs[1].at
+    );
+    assert_eq!(dead.errors[1].error, "wait on attempt 2");
 }
 
 async fn job_max_attempts_overrides_the_queue(fx: Fx) {

@@ -317,6 +317,10 @@ impl Store for PgStore {
         self
     }
 
+    fn webhooks(&self) -> &dyn crate::Webhooks {
+        self
+    }
+
     fn agents(&self) -> &dyn crate::Agents {
         self
     }
@@ -351,3 +355,6 @@ mod tests {
         assert_ne!(lock_key(m, None), lock_key("helix_audit", None));
     }
 }
+
+crate::webhooks::webhook_row!(sqlx::postgres::PgRow);
+crate::webhooks::impl_webhooks!(PgStore, pool, pool);

@@ -296,6 +296,10 @@ impl Store for SqliteStore {
         self
     }
 
+    fn webhooks(&self) -> &dyn crate::Webhooks {
+        self
+    }
+
     fn agents(&self) -> &dyn crate::Agents {
         self
     }
@@ -312,3 +316,6 @@ impl Store for SqliteStore {
         self.pool.close().await;
     }
 }
+
+crate::webhooks::webhook_row!(sqlx::sqlite::SqliteRow);
+crate::webhooks::impl_webhooks!(SqliteStore, pool, writer);
