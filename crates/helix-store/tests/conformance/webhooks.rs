@@ -62,7 +62,7 @@ async fn events_are_stored_once_per_source_and_id(db: Db) {
     let store = db.open_migrated().await;
     let hooks = store.webhooks();
     let a = event("zapier", "e1", "lead.created");
-    let first = hooks.record_events(&[a.clone()]).await.unwrap();
+    let first = hooks.record_events(std::slice::from_ref(&a)).await.unwrap();
     assert_eq!(first, vec![Recorded::New(a.id)]);
 
     let again = event("zapier", "e1", "lead.created");
@@ -135,7 +135,7 @@ async fn deliveries_are_created_once_per_event_and_endpoint(db: Db) {
     let store = db.open_migrated().await;
     let hooks = store.webhooks();
     let e = event("zapier", "e1", "t");
-    hooks.record_events(&[e.clone()]).await.unwrap();
+    hooks.record_events(std::slice::from_ref(&e)).await.unwrap();
     let s1 = subscription(Uuid::now_v7(), &["*"]);
     let s2 = subscription(Uuid::now_v7(), &["*"]);
     for s in [&s1, &s2] {
@@ -146,7 +146,10 @@ async fn deliveries_are_created_once_per_event_and_endpoint(db: Db) {
         .create_deliveries(&e, &[s1.clone(), s2.clone()], 5)
         .await
         .unwrap();
-    let second = hooks.create_deliveries(&e, &[s2.clone()], 9).await.unwrap();
+    let second = hooks
+        .create_deliveries(&e, std::slice::from_ref(&s2), 9)
+        .await
+        .unwrap();
 
     assert_eq!(first.len(), 2);
     assert_eq!(second, vec![first[1]]);
@@ -170,10 +173,13 @@ async fn deliveries_are_created_once_per_event_and_endpoint(db: Db) {
 /// One event delivered to one fresh endpoint: (delivery id, subscription).
 async fn one_delivery(hooks: &dyn helix_store::Webhooks) -> (Uuid, Subscription) {
     let e = event("zapier", &Uuid::now_v7().to_string(), "t");
-    hooks.record_events(&[e.clone()]).await.unwrap();
+    hooks.record_events(std::slice::from_ref(&e)).await.unwrap();
     let s = subscription(Uuid::now_v7(), &["*"]);
     hooks.create_subscription(&s).await.unwrap();
-    let ids = hooks.create_deliveries(&e, &[s.clone()], 5).await.unwrap();
+    let ids = hooks
+        .create_deliveries(&e, std::slice::from_ref(&s), 5)
+        .await
+        .unwrap();
     (ids[0], s)
 }
 

@@ -82,6 +82,7 @@ fn own_routes(state: &ServiceState) -> Router<ServiceState> {
         "service-integration" => service_integration::routes(state),
         "websocket-streaming" => websocket_streaming::routes(state),
         "agent-orchestration" => agent_orchestration::routes(state),
+        "zapier-integration" => zapier_integration::routes(state),
         _ => Router::new(),
     }
 }

@@ -92,7 +92,10 @@ impl ServiceState {
     /// Give the state its job backend (with the platform's job kinds). Call before cloning.
     pub fn with_jobs(mut self, backend: Option<Arc<dyn helix_jobs::JobBackend>>) -> Self {
         let inner = Arc::get_mut(&mut self.0).expect("with_jobs runs before the state is shared");
-        inner.jobs = backend.map(|b| helix_jobs::Jobs::new(b, crate::shared::jobs::registry()));
+        inner.jobs = backend.map(|b| {
+            let registry = crate::shared::jobs::registry_for(inner.store.as_ref(), &b, &inner.env);
+            helix_jobs::Jobs::new(b, registry)
+        });
         self
     }
 

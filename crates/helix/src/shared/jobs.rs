@@ -70,8 +70,26 @@ impl QueueTarget {
     }
 }
 
-/// Every job kind the platform's services define (the built-in `noop` for now; webhook
-/// deliveries and usage flushing join as their issues land).
+/// The job kinds anything can enqueue or inspect without a database (the built-in `noop`).
 pub fn registry() -> Arc<Registry> {
     Arc::new(Registry::new())
+}
+
+/// Every job kind the platform's services define, for a service with a store: the kinds that
+/// carry webhooks out need it (and the job backend, to queue what they fan out).
+pub fn registry_for(
+    store: Option<&Arc<dyn Store>>,
+    backend: &Arc<dyn JobBackend>,
+    env: &ServiceEnv,
+) -> Arc<Registry> {
+    let mut registry = Registry::new();
+    if let Some(store) = store {
+        crate::services::zapier_integration::register(
+            &mut registry,
+            store.clone(),
+            backend.clone(),
+            env,
+        );
+    }
+    Arc::new(registry)
 }

@@ -9,6 +9,7 @@ pub mod json;
 pub mod lease;
 pub mod maintenance;
 pub mod metrics;
+pub mod outbound;
 pub mod rate_limit;
 pub mod redact;
 pub mod usage;

@@ -20,3 +20,4 @@ mod stripe;
 mod support;
 mod ucf_metrics;
 mod usage;
+mod webhooks;

@@ -19,6 +19,9 @@ mod metrics;
 pub const QUEUES_VAR: &str = "HELIX_WORKER_QUEUES";
 pub const CONCURRENCY_VAR: &str = "HELIX_WORKER_CONCURRENCY";
 pub const GRACE_VAR: &str = "HELIX_WORKER_GRACE_SECS";
+/// The platform's queues: its general jobs, and webhook deliveries with room for many slow
+/// endpoints at once (a delivery mostly waits on the network).
+pub const DEFAULT_QUEUES: &str = "default;webhooks:concurrency=200,timeout=180";
 
 /// What worker declares.
 pub const SPEC: ServiceSpec = ServiceSpec {
@@ -35,7 +38,7 @@ pub const SPEC: ServiceSpec = ServiceSpec {
             QUEUES_VAR,
             "queues to work on: `a,b`, or with settings `a;b:concurrency=4,lease=60,attempts=5,timeout=300,rate=50`",
         )
-        .fallback("default"),
+        .fallback(DEFAULT_QUEUES),
         VarSpec::optional(CONCURRENCY_VAR, "jobs run at once per queue unless a queue sets its own")
             .integer(1, 10_000)
             .fallback("10"),
@@ -45,6 +48,8 @@ pub const SPEC: ServiceSpec = ServiceSpec {
         )
         .integer(0, 3_600)
         .fallback("7"),
+        crate::shared::outbound::ALLOW_VAR,
+        crate::services::zapier_integration::TIMEOUT_VAR,
     ],
     api_ready: false,
 };
@@ -56,7 +61,7 @@ pub fn start(state: &ServiceState) -> anyhow::Result<()> {
     };
     let env = state.env();
     let concurrency = env.integer(CONCURRENCY_VAR).unwrap_or(10) as u32;
-    let queues = parse_queues(env.get(QUEUES_VAR).unwrap_or("default"), concurrency)
+    let queues = parse_queues(env.get(QUEUES_VAR).unwrap_or(DEFAULT_QUEUES), concurrency)
         .map_err(|e| anyhow::anyhow!("{QUEUES_VAR}: {e}"))?;
     let options = WorkerOptions {
         grace: Duration::from_secs(env.integer(GRACE_VAR).unwrap_or(7) as u64),
