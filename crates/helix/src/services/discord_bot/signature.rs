@@ -107,7 +107,8 @@ mod tests {
         let sig = sign(&signer(), &t, BODY);
         let other = sign(&SigningKey::from_bytes(&[8; 32]), &t, BODY);
         let (old, new) = ((NOW - 301).to_string(), (NOW + 301).to_string());
-        let cases: Vec<(Option<String>, Option<String>, &[u8], SignatureError)> = vec![
+        type Case<'a> = (Option<String>, Option<String>, &'a [u8], SignatureError);
+        let cases: Vec<Case> = vec![
             (None, Some(t.clone()), BODY, MissingSignature),
             (Some(sig.clone()), None, BODY, MissingTimestamp),
             (
