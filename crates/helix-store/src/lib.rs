@@ -19,6 +19,7 @@ pub mod agents;
 pub mod audit;
 mod connect;
 pub mod conversations;
+pub mod discord;
 mod error;
 mod migrations;
 mod postgres;
@@ -35,6 +36,7 @@ pub use accounts::Accounts;
 pub use agents::Agents;
 pub use audit::AuditLog;
 pub use conversations::Conversations;
+pub use discord::DiscordLog;
 pub use error::StoreError;
 pub use subscriptions::Subscriptions;
 pub use ucf::UcfMetrics;
@@ -167,6 +169,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Webhook events received, endpoints subscribed, and deliveries with their attempts.
     fn webhooks(&self) -> &dyn Webhooks;
+
+    /// Discord interactions discord-bot received.
+    fn discord(&self) -> &dyn DiscordLog;
 
     /// The engine's pools, for a crate that owns tables of its own on the same database (the job
     /// queue of helix-jobs). Its migrations still live here, so `helix migrate` applies them all.

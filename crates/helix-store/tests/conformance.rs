@@ -8,7 +8,7 @@
 //! The accounts contract lives in `conformance/accounts.rs` and `conformance/sessions.rs`, the
 //! audit log's in `conformance/audit.rs`, usage and
 //! subscriptions in `conformance/usage.rs` and `conformance/subscriptions.rs`, the agents and
-//! their tasks in `conformance/agents.rs`.
+//! their tasks in `conformance/agents.rs`, the Discord interaction log in `conformance/discord.rs`.
 
 use std::time::Duration;
 
@@ -30,6 +30,8 @@ mod agents;
 mod audit;
 #[path = "conformance/conversations.rs"]
 mod conversations;
+#[path = "conformance/discord.rs"]
+mod discord;
 #[path = "conformance/sessions.rs"]
 mod sessions;
 #[path = "conformance/subscriptions.rs"]

@@ -2,15 +2,16 @@
 //!
 //! Owns the PostgreSQL dialect of every query and its migrator; the accounts (`accounts.rs`,
 //! `sessions.rs`, `keys.rs`), the audit log (`audit.rs`), conversations, UCF samples, usage
-//! (`usage.rs`), subscriptions (`subscriptions.rs`) and the agents with their tasks (`agents.rs`)
-//! live in submodules. With `StoreOptions::schema`, the schema is created at open and is the only
-//! entry of every pooled connection's `search_path`, so migrations and data live there (tests use
-//! this to isolate themselves in one database).
+//! (`usage.rs`), subscriptions (`subscriptions.rs`), the agents with their tasks (`agents.rs`) and
+//! the Discord interaction log (`discord.rs`) live in submodules. With `StoreOptions::schema`, the
+//! schema is created at open and is the only entry of every pooled connection's `search_path`, so
+//! migrations and data live there (tests use this to isolate themselves in one database).
 
 mod accounts;
 mod agents;
 mod audit;
 mod conversations;
+mod discord;
 mod keys;
 mod sessions;
 mod subscriptions;
@@ -322,6 +323,10 @@ impl Store for PgStore {
     }
 
     fn agents(&self) -> &dyn crate::Agents {
+        self
+    }
+
+    fn discord(&self) -> &dyn crate::DiscordLog {
         self
     }
 

@@ -2,15 +2,17 @@
 //!
 //! Owns the SQLite dialect of every query and its migrator; the accounts (`accounts.rs`,
 //! `sessions.rs`, `keys.rs`), the audit log (`audit.rs`), conversations, UCF samples, usage
-//! (`usage.rs`), subscriptions (`subscriptions.rs`) and the agents with their tasks (`agents.rs`)
-//! live in submodules. The file (and its directory) is created if missing; connections use WAL
-//! (readers do not block the writer), enforce foreign keys (the cascades rely on it), and wait up
-//! to [`BUSY_TIMEOUT`] for the single write lock instead of failing at once.
+//! (`usage.rs`), subscriptions (`subscriptions.rs`), the agents with their tasks (`agents.rs`) and
+//! the Discord interaction log (`discord.rs`) live in submodules. The file (and its directory) is
+//! created if missing; connections use WAL (readers do not block the writer), enforce foreign keys
+//! (the cascades rely on it), and wait up to [`BUSY_TIMEOUT`] for the single write lock instead of
+//! failing at once.
 
 mod accounts;
 mod agents;
 mod audit;
 mod conversations;
+mod discord;
 mod keys;
 mod sessions;
 mod subscriptions;
@@ -301,6 +303,10 @@ impl Store for SqliteStore {
     }
 
     fn agents(&self) -> &dyn crate::Agents {
+        self
+    }
+
+    fn discord(&self) -> &dyn crate::DiscordLog {
         self
     }
 

@@ -30,6 +30,11 @@ impl ServiceEnv {
         self.get(name).and_then(|v| v.trim().parse().ok())
     }
 
+    /// A hex key (declared with `VarSpec::hex_key`, so validated at start): `None` when unset.
+    pub fn hex_key(&self, name: &str, bytes: usize) -> Option<Vec<u8>> {
+        self.get(name).and_then(|v| parse_hex_key(v, bytes))
+    }
+
     /// An allowance (declared with `VarSpec::limit`, so validated at start): `None` when it is
     /// `unlimited` or unset.
     pub fn limit(&self, name: &str) -> Option<i64> {
@@ -145,6 +150,16 @@ impl ServiceConfig {
                         &format!("one of {}", values.join(", ")),
                     );
                 }
+                Kind::HexKey { bytes } => {
+                    let ok = parse_hex_key(raw, bytes);
+                    check(
+                        env,
+                        r,
+                        problems,
+                        ok,
+                        &format!("{bytes} bytes in hex ({} hex digits)", 2 * bytes),
+                    );
+                }
                 Kind::Origins => {
                     let ok = parse_origins(raw);
                     check(
@@ -247,6 +262,13 @@ pub fn parse_limit(raw: &str) -> Option<Option<i64>> {
         return Some(None);
     }
     raw.parse().ok().map(Some)
+}
+
+/// The bytes of a hex key of exactly `bytes` bytes (surrounding blanks ignored); `None` otherwise.
+pub fn parse_hex_key(raw: &str, bytes: usize) -> Option<Vec<u8>> {
+    hex::decode(raw.trim())
+        .ok()
+        .filter(|key| key.len() == bytes)
 }
 
 /// `https://a.example.com, http://localhost:3000` → each origin as browsers send it (no path, no

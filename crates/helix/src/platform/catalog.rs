@@ -66,6 +66,8 @@ pub enum Kind {
     Limit { min: i64, max: i64 },
     /// One of a few words.
     OneOf { values: &'static [&'static str] },
+    /// A key of exactly `bytes` bytes, written in hex (`2 × bytes` hex digits).
+    HexKey { bytes: usize },
 }
 
 impl VarSpec {
@@ -101,6 +103,14 @@ impl VarSpec {
     pub const fn one_of(self, values: &'static [&'static str]) -> Self {
         Self {
             kind: Kind::OneOf { values },
+            ..self
+        }
+    }
+
+    /// The value must be a key of `bytes` bytes in hex.
+    pub const fn hex_key(self, bytes: usize) -> Self {
+        Self {
+            kind: Kind::HexKey { bytes },
             ..self
         }
     }

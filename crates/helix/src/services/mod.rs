@@ -79,6 +79,7 @@ pub fn start(state: &ServiceState) -> anyhow::Result<()> {
 fn own_routes(state: &ServiceState) -> Router<ServiceState> {
     match state.spec().name {
         "backend-api" => backend_api::routes(state.env()),
+        "discord-bot" => discord_bot::routes(state),
         "service-integration" => service_integration::routes(state),
         "websocket-streaming" => websocket_streaming::routes(state),
         "agent-orchestration" => agent_orchestration::routes(state),

@@ -8,6 +8,7 @@ mod agents;
 mod cli;
 mod config_checks;
 mod conversations;
+mod discord;
 mod health;
 mod isolation;
 mod jobs;
