@@ -65,12 +65,14 @@ pub fn router(state: ServiceState) -> Router {
         .with_state(state)
 }
 
-/// Start what a service runs beside its HTTP routes (the worker's job loop, the beat), as tasks
+/// Start what a service runs beside its HTTP routes (the worker's job loop, the beat, discord-bot's
+/// log producers), as tasks
 /// of the service that end when it stops.
 pub fn start(state: &ServiceState) -> anyhow::Result<()> {
     match state.spec().name {
         "worker" => worker::start(state),
         "beat" => beat::start(state),
+        "discord-bot" => discord_bot::start(state),
         _ => Ok(()),
     }
 }

@@ -76,7 +76,8 @@ pub fn registry() -> Arc<Registry> {
 }
 
 /// Every job kind the platform's services define, for a service with a store: the kinds that
-/// carry webhooks out need it (and the job backend, to queue what they fan out).
+/// carry webhooks out need it (and the job backend, to queue what they fan out), and so does
+/// `discord.post` (which channels are disabled).
 pub fn registry_for(
     store: Option<&Arc<dyn Store>>,
     backend: &Arc<dyn JobBackend>,
@@ -90,6 +91,7 @@ pub fn registry_for(
             backend.clone(),
             env,
         );
+        crate::services::discord_bot::register(&mut registry, store.clone(), env);
     }
     Arc::new(registry)
 }

@@ -2,8 +2,8 @@
 //!
 //! Two mechanisms. [`url`] hides the password of a URL for display. [`RedactingWriter`] sits
 //! between the log formatter and its output and scrubs every line: values registered with
-//! [`register`] (every secret variable of every running service), passwords in URLs, and
-//! bearer tokens. Scrubbing the formatted bytes, rather than individual fields, means a secret
+//! [`register`] (every secret variable of every running service), passwords in URLs, bearer
+//! tokens and JSON Web Tokens. Scrubbing the formatted bytes, rather than individual fields, means a secret
 //! cannot slip through a field or a message nobody thought of.
 
 use std::borrow::Cow;
@@ -84,7 +84,47 @@ pub fn scrub(line: &str) -> Cow<'_, str> {
     if let Some(scrubbed) = scrub_bearer(&out) {
         out = Cow::Owned(scrubbed);
     }
+    if let Some(scrubbed) = scrub_jwts(&out) {
+        out = Cow::Owned(scrubbed);
+    }
     out
+}
+
+/// Hide every JSON Web Token (`eyJ…` header, a payload and a signature, base64url, dot
+/// separated), registered or not: a token is a credential wherever it turns up.
+fn scrub_jwts(text: &str) -> Option<String> {
+    if !text.contains("eyJ") {
+        return None;
+    }
+    let is_b64 = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    let mut out = String::with_capacity(text.len());
+    let mut pos = 0;
+    let mut changed = false;
+    while let Some(found) = text[pos..].find("eyJ") {
+        let start = pos + found;
+        let preceded = text[..start].chars().next_back().is_some_and(is_b64);
+        let end = text[start..]
+            .find(|c: char| !(is_b64(c) || c == '.'))
+            .map_or(text.len(), |i| start + i);
+        let token = text[start..end].trim_end_matches('.');
+        let parts: Vec<&str> = token.split('.').collect();
+        let looks_like_jwt = !preceded
+            && parts.len() == 3
+            && parts[0].len() >= 10
+            && parts[1].len() >= 4
+            && !parts[2].is_empty();
+        if looks_like_jwt {
+            out.push_str(&text[pos..start]);
+            out.push_str(HIDDEN);
+            pos = start + token.len();
+            changed = true;
+        } else {
+            out.push_str(&text[pos..start + 3]);
+            pos = start + 3;
+        }
+    }
+    out.push_str(&text[pos..]);
+    changed.then_some(out)
 }
 
 /// Hide the password of every URL in a text.
@@ -208,6 +248,16 @@ mod tests {
             serde_json::from_str::<serde_json::Value>(&out).is_ok(),
             "still JSON: {out}"
         );
+    }
+
+    #[test]
+    fn json_web_tokens_are_hidden_unregistered() {
+        let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1MSJ9.c2lnbmF0dXJl-_x";
+        assert_eq!(
+            scrub(&format!("token {jwt}. next eyJ alone")),
+            format!("token {HIDDEN}. next eyJ alone")
+        );
+        assert_eq!(scrub("keyJ.a.b"), "keyJ.a.b");
     }
 
     #[test]

@@ -21,8 +21,9 @@ use helix_store::discord::NewInteraction;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::logs::{Channel, Field, Logger};
 use super::signature::{self, SIGNATURE_HEADER, TIMESTAMP_HEADER};
-use super::{commands, followup::Followup, Bot};
+use super::{commands, followup::Followup, logs, Bot};
 use crate::services::ServiceState;
 use crate::shared::error::ApiError;
 
@@ -68,6 +69,7 @@ struct Id {
 pub async fn receive(
     State(state): State<ServiceState>,
     Extension(bot): Extension<Arc<Bot>>,
+    Extension(logger): Extension<Logger>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
@@ -124,6 +126,9 @@ pub async fn receive(
             ))
         }
     };
+    if let Some(name) = &command {
+        log_command(&state, logger, &interaction, name, deferred, received);
+    }
     record(&state, &interaction, command, deferred, received).await;
     Ok(Json(answer))
 }
@@ -177,6 +182,61 @@ async fn answer(
     }
 }
 
+/// Post the command to the `commands` channel (who ran what, where, how it was answered); never
+/// the token or the answer's content. In a tracked task, so the answer does not wait for the
+/// queue.
+fn log_command(
+    state: &ServiceState,
+    logger: Logger,
+    interaction: &Interaction,
+    name: &str,
+    deferred: bool,
+    received: Instant,
+) {
+    if !logger.is_on(Channel::Commands) {
+        return;
+    }
+    let field = |name: &str, value: String| Field {
+        name: name.to_owned(),
+        value,
+        inline: true,
+    };
+    let mut fields = vec![field(
+        "answered",
+        format!(
+            "{} in {} ms",
+            if deferred { "deferred" } else { "at once" },
+            received.elapsed().as_millis()
+        ),
+    )];
+    if let Some(user) = user_id(interaction) {
+        fields.push(field("user", user));
+    }
+    if let Some(guild) = &interaction.guild_id {
+        fields.push(field("guild", guild.clone()));
+    }
+    let message = logs::Message::embed(logs::Embed {
+        title: Some(format!("/{name}")),
+        color: Some(logs::BLUE),
+        fields,
+        timestamp: Some(Utc::now().to_rfc3339()),
+        ..logs::Embed::default()
+    });
+    let id = interaction.id.clone();
+    state.tasks().spawn(async move {
+        logger.log(Channel::Commands, message, Some(&id)).await;
+    });
+}
+
+fn user_id(interaction: &Interaction) -> Option<String> {
+    interaction
+        .member
+        .as_ref()
+        .and_then(|m| m.user.as_ref())
+        .or(interaction.user.as_ref())
+        .map(|u| u.id.clone())
+}
+
 /// Record the interaction (once per id); a failure is logged, the answer still goes out.
 async fn record(
     state: &ServiceState,
@@ -186,12 +246,7 @@ async fn record(
     received: Instant,
 ) {
     let Some(store) = state.store() else { return };
-    let user_id = interaction
-        .member
-        .as_ref()
-        .and_then(|m| m.user.as_ref())
-        .or(interaction.user.as_ref())
-        .map(|u| u.id.clone());
+    let user_id = user_id(interaction);
     let new = NewInteraction {
         interaction_id: interaction.id.clone(),
         kind: interaction.kind,

@@ -1,5 +1,6 @@
-//! discord-bot: Discord's interactions endpoint and slash commands (the seven logging channels
-//! arrive with their own issue).
+//! discord-bot: Discord's interactions endpoint and slash commands, and the seven logging
+//! channels ([`logs`]: what the platform does, posted to Discord channel webhooks through the
+//! job queue).
 //!
 //! Data flow of an interaction (`POST /discord/interactions`, see [`interactions`]): verify the
 //! Ed25519 signature over the raw body ([`signature`]) → read the interaction → PING answers
@@ -12,6 +13,7 @@
 pub mod commands;
 pub mod followup;
 pub mod interactions;
+pub mod logs;
 pub mod signature;
 
 use std::sync::Arc;
@@ -24,6 +26,7 @@ use ed25519_dalek::VerifyingKey;
 use crate::config::ServiceEnv;
 use crate::platform::catalog::{Need, ServiceSpec, VarSpec, JWT_SECRET_VAR};
 use crate::services::ServiceState;
+use crate::shared::jobs::QUEUE_BACKEND_VAR;
 
 /// The application's public key (hex, 32 bytes), as the developer portal shows it.
 pub const PUBLIC_KEY_VAR: &str = "DISCORD_PUBLIC_KEY";
@@ -90,6 +93,23 @@ pub fn routes(state: &ServiceState) -> Router<ServiceState> {
     Router::new()
         .route("/discord/interactions", post(interactions::receive))
         .layer(Extension(bot))
+        .layer(Extension(logs::Logger::new(state)))
+}
+
+/// Start what discord-bot runs beside its routes: the logging producers (heartbeat, health
+/// alerts, agent coordination), as tasks that end when the service stops.
+pub fn start(state: &ServiceState) -> anyhow::Result<()> {
+    logs::producers::start(state);
+    Ok(())
+}
+
+/// Register the `discord.post` job kind (it runs where the webhook variables are set: the worker).
+pub fn register(
+    registry: &mut helix_jobs::Registry,
+    store: Arc<dyn helix_store::Store>,
+    env: &ServiceEnv,
+) {
+    registry.register(logs::Post::new(store, env));
 }
 
 /// What discord-bot declares.
@@ -99,8 +119,10 @@ pub const SPEC: ServiceSpec = ServiceSpec {
     postgres: Need::Yes,
     redis: Need::Yes,
     about: "Discord interactions endpoint, slash commands and the seven logging channels.",
-    postgres_why: "reads users and writes discord_interactions (shares backend-api's schema)",
-    redis_why: "caches Discord bot state",
+    postgres_why: "reads users and writes discord_interactions (shares backend-api's schema); \
+                   the queue of log messages with HELIX_QUEUE_BACKEND=database",
+    redis_why: "caches Discord bot state; follows service:health and agent:coordination for the \
+                logging channels; the queue of log messages (the default with REDIS_URL)",
     vars: &[
         JWT_SECRET_VAR,
         VarSpec::optional(
@@ -138,21 +160,19 @@ pub const SPEC: ServiceSpec = ServiceSpec {
         ),
         VarSpec::optional("CLAUDE_API_URL", "where claude-api answers")
             .fallback("http://127.0.0.1:${{claude-api.PORT}}"),
-        VarSpec::optional("DISCORD_WEBHOOK_COMMANDS", "webhook of #helix-commands").secret(),
-        VarSpec::optional("DISCORD_WEBHOOK_API", "webhook of #helix-api").secret(),
-        VarSpec::optional("DISCORD_WEBHOOK_HEARTBEAT", "webhook of #helix-heartbeat").secret(),
         VarSpec::optional(
-            "DISCORD_WEBHOOK_FILE_CHANGES",
-            "webhook of #helix-file-changes",
+            logs::producers::HEARTBEAT_VAR,
+            "seconds between heartbeats posted to DISCORD_WEBHOOK_HEARTBEAT (default 60)",
         )
-        .secret(),
-        VarSpec::optional(
-            "DISCORD_WEBHOOK_CONSCIOUSNESS",
-            "webhook of #helix-consciousness",
-        )
-        .secret(),
-        VarSpec::optional("DISCORD_WEBHOOK_ALERTS", "webhook of #helix-alerts").secret(),
-        VarSpec::optional("DISCORD_WEBHOOK_HASH_CHAIN", "webhook of #helix-hash-chain").secret(),
+        .integer(1, 86_400),
+        QUEUE_BACKEND_VAR,
+        logs::WEBHOOK_COMMANDS,
+        logs::WEBHOOK_API,
+        logs::WEBHOOK_HEARTBEAT,
+        logs::WEBHOOK_FILE_CHANGES,
+        logs::WEBHOOK_CONSCIOUSNESS,
+        logs::WEBHOOK_ALERTS,
+        logs::WEBHOOK_HASH_CHAIN,
     ],
     api_ready: true,
 };

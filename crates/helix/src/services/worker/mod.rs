@@ -11,6 +11,7 @@ use helix_jobs::worker::parse_queues;
 use helix_jobs::{Worker, WorkerOptions};
 
 use crate::platform::catalog::{Need, ServiceSpec, VarSpec};
+use crate::services::discord_bot::logs as discord;
 use crate::services::ServiceState;
 use crate::shared::jobs::QUEUE_BACKEND_VAR;
 
@@ -19,9 +20,11 @@ mod metrics;
 pub const QUEUES_VAR: &str = "HELIX_WORKER_QUEUES";
 pub const CONCURRENCY_VAR: &str = "HELIX_WORKER_CONCURRENCY";
 pub const GRACE_VAR: &str = "HELIX_WORKER_GRACE_SECS";
-/// The platform's queues: its general jobs, and webhook deliveries with room for many slow
-/// endpoints at once (a delivery mostly waits on the network).
-pub const DEFAULT_QUEUES: &str = "default;webhooks:concurrency=200,timeout=180";
+/// The platform's queues: its general jobs, webhook deliveries with room for many slow
+/// endpoints at once (a delivery mostly waits on the network), and Discord log messages, a few
+/// at a time (Discord's webhooks allow a handful of requests per second).
+pub const DEFAULT_QUEUES: &str =
+    "default;webhooks:concurrency=200,timeout=180;discord:concurrency=2";
 
 /// What worker declares.
 pub const SPEC: ServiceSpec = ServiceSpec {
@@ -50,6 +53,14 @@ pub const SPEC: ServiceSpec = ServiceSpec {
         .fallback("7"),
         crate::shared::outbound::ALLOW_VAR,
         crate::services::zapier_integration::TIMEOUT_VAR,
+        // discord.post jobs read the webhook URLs here: the payload names only the channel.
+        discord::WEBHOOK_COMMANDS,
+        discord::WEBHOOK_API,
+        discord::WEBHOOK_HEARTBEAT,
+        discord::WEBHOOK_FILE_CHANGES,
+        discord::WEBHOOK_CONSCIOUSNESS,
+        discord::WEBHOOK_ALERTS,
+        discord::WEBHOOK_HASH_CHAIN,
     ],
     api_ready: false,
 };
