@@ -9,6 +9,7 @@ mod cli;
 mod config_checks;
 mod conversations;
 mod discord;
+mod discord_logs;
 mod health;
 mod isolation;
 mod jobs;

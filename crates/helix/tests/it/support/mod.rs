@@ -4,6 +4,7 @@ pub mod backends;
 pub mod bin;
 pub mod db;
 pub mod discord;
+pub mod discord_webhook;
 pub mod proxy;
 pub mod receiver;
 pub mod spawn_app;
