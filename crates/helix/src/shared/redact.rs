@@ -3,8 +3,8 @@
 //! Two mechanisms. [`url`] hides the password of a URL for display. [`RedactingWriter`] sits
 //! between the log formatter and its output and scrubs every line: values registered with
 //! [`register`] (every secret variable of every running service), passwords in URLs, bearer
-//! tokens and JSON Web Tokens. Scrubbing the formatted bytes, rather than individual fields, means a secret
-//! cannot slip through a field or a message nobody thought of.
+//! tokens and JSON Web Tokens. Scrubbing the formatted bytes, rather than individual fields,
+//! means a secret cannot slip through a field or a message nobody thought of.
 
 use std::borrow::Cow;
 use std::io::{self, Write};
