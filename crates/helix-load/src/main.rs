@@ -12,6 +12,7 @@ mod chat;
 mod cpu;
 mod drive;
 mod hash;
+mod hooks;
 mod http;
 mod jobs;
 mod login;
@@ -66,6 +67,8 @@ enum Command {
     Agents(agents::AgentsArgs),
     /// helix-jobs on Redis, PostgreSQL or SQLite: drain, enqueue, latency and a kill test.
     Jobs(jobs::JobsArgs),
+    /// Signed events into zapier-integration's `POST /api/hooks/{source}`.
+    HooksIn(hooks::inbound::HooksInArgs),
 }
 
 #[derive(Args)]
@@ -235,6 +238,10 @@ fn main() -> ExitCode {
             .ws
             .runtime()
             .and_then(|rt| rt.block_on(ws::storm::run(args))),
+        Command::HooksIn(args) => args
+            .load
+            .runtime()
+            .and_then(|rt| rt.block_on(hooks::inbound::run(args))),
         Command::Agents(args) => args.runtime().and_then(|rt| rt.block_on(agents::run(args))),
         // Each `jobs` command builds the runtimes it needs (its worker gets a thread of its own).
         Command::Jobs(args) => jobs::main(args),

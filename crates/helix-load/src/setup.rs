@@ -90,9 +90,28 @@ pub async fn expect_one_of(
     expected: &[StatusCode],
     what: &str,
 ) -> Result<Collected> {
+    check(target, request.build(), expected, what).await
+}
+
+/// [`expect`] for a request built by hand (one whose headers change per send).
+pub async fn expect_request(
+    target: &Target,
+    request: hyper::Request<http_body_util::Full<bytes::Bytes>>,
+    expected: StatusCode,
+    what: &str,
+) -> Result<Collected> {
+    check(target, request, &[expected], what).await
+}
+
+async fn check(
+    target: &Target,
+    request: hyper::Request<http_body_util::Full<bytes::Bytes>>,
+    expected: &[StatusCode],
+    what: &str,
+) -> Result<Collected> {
     let exchange = async {
         let mut conn = Conn::open(target).await?;
-        anyhow::Ok(conn.collect(request.build()).await?)
+        anyhow::Ok(conn.collect(request).await?)
     };
     let response = tokio::time::timeout(SETUP_TIMEOUT, exchange)
         .await

@@ -193,11 +193,8 @@ pub trait Webhooks: Send + Sync {
         owner: Option<Uuid>,
     ) -> Result<Vec<Subscription>, StoreError>;
 
-    /// Active subscriptions that want `event_type`.
-    async fn matching_subscriptions(
-        &self,
-        event_type: &str,
-    ) -> Result<Vec<Subscription>, StoreError>;
+    /// Every active subscription (see [`Subscription::wants`] for which events each takes).
+    async fn active_subscriptions(&self) -> Result<Vec<Subscription>, StoreError>;
 
     /// Remove a subscription (of `owner` when given) and cancel its pending deliveries; false
     /// when there was none.
@@ -399,7 +396,8 @@ macro_rules! webhook_row {
 pub(crate) use webhook_row;
 
 /// The one implementation of [`Webhooks`], for a store type whose `$read` and `$write` fields
-/// are its pools and whose `err()` maps driver errors.
+/// are its pools, whose `err()` maps driver errors, and whose `insert_webhook_events` stores a
+/// batch of events in its dialect's fastest form, answering with the ids it inserted.
 macro_rules! impl_webhooks {
     ($store:ty, $read:ident, $write:ident) => {
         #[async_trait::async_trait]
@@ -417,22 +415,9 @@ macro_rules! impl_webhooks {
                         "at most {MAX_EVENT_BATCH} events at once"
                     )));
                 }
-                let sql = insert_events_sql(events.len());
-                let mut query = sqlx::query(&sql);
-                for e in events {
-                    query = query
-                        .bind(e.id.to_string())
-                        .bind(&e.source)
-                        .bind(&e.event_id)
-                        .bind(&e.event_type)
-                        .bind(&e.payload)
-                        .bind(e.received_us);
-                }
-                let rows = query.fetch_all(&self.$write).await.map_err(self.err())?;
                 let mut inserted = std::collections::HashSet::new();
-                for row in &rows {
-                    inserted.insert(uuid_text(&row.text("id").map_err(self.err())?)
-                        .map_err(self.err())?);
+                for id in self.insert_webhook_events(events).await.map_err(self.err())? {
+                    inserted.insert(uuid_text(&id).map_err(self.err())?);
                 }
                 let mut existing = std::collections::HashMap::new();
                 if inserted.len() < events.len() {
@@ -563,25 +548,22 @@ macro_rules! impl_webhooks {
                     .map_err(self.err())
             }
 
-            async fn matching_subscriptions(
+            async fn active_subscriptions(
                 &self,
-                event_type: &str,
             ) -> Result<Vec<$crate::webhooks::Subscription>, $crate::StoreError> {
                 use $crate::webhooks::*;
                 let sql = format!(
                     "SELECT {SUBSCRIPTION_COLUMNS} FROM webhook_subscriptions \
                      WHERE status = 'active' ORDER BY id"
                 );
-                let rows = sqlx::query(&sql)
+                sqlx::query(&sql)
                     .fetch_all(&self.$read)
                     .await
-                    .map_err(self.err())?;
-                let all: Vec<Subscription> = rows
+                    .map_err(self.err())?
                     .iter()
                     .map(|r| r.subscription())
                     .collect::<Result<_, _>>()
-                    .map_err(self.err())?;
-                Ok(all.into_iter().filter(|s| s.wants(event_type)).collect())
+                    .map_err(self.err())
             }
 
             async fn delete_subscription(

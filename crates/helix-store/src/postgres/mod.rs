@@ -361,5 +361,32 @@ mod tests {
     }
 }
 
+impl PgStore {
+    /// One `INSERT … SELECT FROM UNNEST` of column arrays: the same statement text for every
+    /// batch size, so it is prepared once per connection (a `VALUES` list per size measured
+    /// several times slower here).
+    async fn insert_webhook_events(
+        &self,
+        events: &[crate::webhooks::Event],
+    ) -> Result<Vec<String>, sqlx::Error> {
+        let column = |f: fn(&crate::webhooks::Event) -> String| {
+            events.iter().map(f).collect::<Vec<String>>()
+        };
+        sqlx::query_scalar(
+            "INSERT INTO webhook_events (id, source, event_id, event_type, payload, received_us) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
+             $6::int8[]) ON CONFLICT (source, event_id) DO NOTHING RETURNING id",
+        )
+        .bind(column(|e| e.id.to_string()))
+        .bind(column(|e| e.source.clone()))
+        .bind(column(|e| e.event_id.clone()))
+        .bind(column(|e| e.event_type.clone()))
+        .bind(column(|e| e.payload.clone()))
+        .bind(events.iter().map(|e| e.received_us).collect::<Vec<i64>>())
+        .fetch_all(&self.pool)
+        .await
+    }
+}
+
 crate::webhooks::webhook_row!(sqlx::postgres::PgRow);
 crate::webhooks::impl_webhooks!(PgStore, pool, pool);

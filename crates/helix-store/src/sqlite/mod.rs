@@ -323,5 +323,26 @@ impl Store for SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// One multi-row `INSERT` (SQLite has no arrays to unnest); the ids it stored.
+    async fn insert_webhook_events(
+        &self,
+        events: &[crate::webhooks::Event],
+    ) -> Result<Vec<String>, sqlx::Error> {
+        let sql = crate::webhooks::insert_events_sql(events.len());
+        let mut query = sqlx::query_scalar(&sql);
+        for e in events {
+            query = query
+                .bind(e.id.to_string())
+                .bind(&e.source)
+                .bind(&e.event_id)
+                .bind(&e.event_type)
+                .bind(&e.payload)
+                .bind(e.received_us);
+        }
+        query.fetch_all(&self.writer).await
+    }
+}
+
 crate::webhooks::webhook_row!(sqlx::sqlite::SqliteRow);
 crate::webhooks::impl_webhooks!(SqliteStore, pool, writer);

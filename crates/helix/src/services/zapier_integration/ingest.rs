@@ -5,9 +5,10 @@
 //! event in one call, and only then answer each request. So the 2xx a sender gets always means
 //! "stored and queued", and under load one commit serves many requests.
 //!
-//! A repeated event id is answered as a duplicate without a second row; its fan-out job is still
-//! queued (under the same unique key, so at most one runs a day): if a crash fell between storing
-//! an event and queuing it, the sender never got its 2xx, retries, and the retry queues it.
+//! One fan-out job carries the whole batch. A repeated event id is answered as a duplicate
+//! without a second row, and is fanned out again all the same (which creates nothing twice): if
+//! a crash fell between storing an event and queuing it, the sender never got its 2xx, retries,
+//! and the retry queues it.
 
 use std::sync::Arc;
 
@@ -101,7 +102,9 @@ async fn take(
     events: &[Event],
 ) -> Result<Vec<Recorded>, IngestError> {
     let recorded = store.webhooks().record_events(events).await?;
-    let fanouts: Vec<_> = recorded.iter().map(|r| fanout_job(r.id())).collect();
-    jobs.enqueue(&fanouts).await?;
+    let mut ids: Vec<_> = recorded.iter().map(|r| r.id()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    jobs.enqueue(&[fanout_job(ids)]).await?;
     Ok(recorded)
 }

@@ -52,8 +52,8 @@ fn now_us() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
 
-/// A job of kind `K` as the backend takes it: one per unique key, held for a day.
-fn job<K: JobKind>(payload: &K::Payload, key: String, max_attempts: u32) -> NewJob {
+/// A job of kind `K` as the backend takes it; with a key, one per key a day.
+fn job<K: JobKind>(payload: &K::Payload, key: Option<String>, max_attempts: u32) -> NewJob {
     NewJob {
         id: JobId::new(),
         kind: K::NAME.to_owned(),
@@ -63,20 +63,17 @@ fn job<K: JobKind>(payload: &K::Payload, key: String, max_attempts: u32) -> NewJ
         delay: Duration::ZERO,
         max_attempts: Some(max_attempts),
         timeout: None,
-        unique: Some(Unique {
+        unique: key.map(|key| Unique {
             key,
             window: Duration::from_secs(24 * 3600),
         }),
     }
 }
 
-/// The fan-out job of a stored event.
-pub fn fanout_job(event: Uuid) -> NewJob {
-    job::<Fanout>(
-        &FanoutPayload { event },
-        format!("webhook.fanout:{event}"),
-        10,
-    )
+/// The fan-out job of a batch of stored events. No unique key: a fan-out run twice creates
+/// nothing twice, and one job per batch keeps the queue's cost per event small.
+pub fn fanout_job(events: Vec<Uuid>) -> NewJob {
+    job::<Fanout>(&FanoutPayload { events }, None, 10)
 }
 
 /// The job of a delivery's next attempts; `replay` numbers a replay (0: the first run).
@@ -84,7 +81,7 @@ pub fn deliver_job(delivery: Uuid, replay: i64) -> NewJob {
     let attempts = SCHEDULE.len() as u32 + 1;
     job::<Deliver>(
         &DeliverPayload { delivery },
-        format!("webhook.deliver:{delivery}:{replay}"),
+        Some(format!("webhook.deliver:{delivery}:{replay}")),
         attempts,
     )
 }
@@ -119,13 +116,13 @@ fn retry(e: impl std::fmt::Display) -> JobFailure {
     JobFailure::retry(e)
 }
 
-/// Creates the deliveries of one event and queues them.
+/// Creates the deliveries of a batch of events and queues them.
 pub struct Fanout(pub Context);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FanoutPayload {
-    pub event: Uuid,
+    pub events: Vec<Uuid>,
 }
 
 impl JobKind for Fanout {
@@ -135,21 +132,30 @@ impl JobKind for Fanout {
 
     async fn run(&self, payload: FanoutPayload, _ctx: JobContext) -> Result<(), JobFailure> {
         let hooks = self.0.store.webhooks();
-        let Some(event) = hooks.event(payload.event).await.map_err(retry)? else {
-            return Err(JobFailure::permanent("the event is gone"));
-        };
-        let subscriptions = hooks
-            .matching_subscriptions(&event.event_type)
-            .await
-            .map_err(retry)?;
-        if subscriptions.is_empty() {
+        let active = hooks.active_subscriptions().await.map_err(retry)?;
+        if active.is_empty() {
             return Ok(());
         }
-        let ids = hooks
-            .create_deliveries(&event, &subscriptions, now_us())
-            .await
-            .map_err(retry)?;
-        let jobs: Vec<NewJob> = ids.iter().map(|id| deliver_job(*id, 0)).collect();
+        let mut jobs = Vec::new();
+        for id in payload.events {
+            // An event pruned since it was queued has nobody left to tell.
+            let Some(event) = hooks.event(id).await.map_err(retry)? else {
+                continue;
+            };
+            let wanting: Vec<Subscription> = active
+                .iter()
+                .filter(|s| s.wants(&event.event_type))
+                .cloned()
+                .collect();
+            if wanting.is_empty() {
+                continue;
+            }
+            let ids = hooks
+                .create_deliveries(&event, &wanting, now_us())
+                .await
+                .map_err(retry)?;
+            jobs.extend(ids.iter().map(|id| deliver_job(*id, 0)));
+        }
         for chunk in jobs.chunks(500) {
             self.0.jobs.enqueue(chunk).await.map_err(retry)?;
         }
