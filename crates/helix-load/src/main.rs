@@ -69,6 +69,8 @@ enum Command {
     Jobs(jobs::JobsArgs),
     /// Signed events into zapier-integration's `POST /api/hooks/{source}`.
     HooksIn(hooks::inbound::HooksInArgs),
+    /// Deliveries from the worker to local endpoints, healthy and slow.
+    HooksOut(hooks::outbound::HooksOutArgs),
 }
 
 #[derive(Args)]
@@ -242,6 +244,9 @@ fn main() -> ExitCode {
             .load
             .runtime()
             .and_then(|rt| rt.block_on(hooks::inbound::run(args))),
+        Command::HooksOut(args) => {
+            runtime(Some(args.threads)).and_then(|rt| rt.block_on(hooks::outbound::run(args)))
+        }
         Command::Agents(args) => args.runtime().and_then(|rt| rt.block_on(agents::run(args))),
         // Each `jobs` command builds the runtimes it needs (its worker gets a thread of its own).
         Command::Jobs(args) => jobs::main(args),

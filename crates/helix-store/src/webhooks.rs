@@ -139,10 +139,40 @@ pub struct Delivery {
     pub event_id: Uuid,
     pub event_type: String,
     pub status: DeliveryStatus,
+    /// The first [`MAX_ATTEMPTS_KEPT`] attempts.
     pub attempts: Vec<Attempt>,
+    /// Every attempt made, replays included.
+    pub attempt_count: u32,
     pub next_attempt_us: Option<i64>,
     pub created_us: i64,
     pub updated_us: i64,
+}
+
+/// A delivery and what sending it needs.
+#[derive(Debug, Clone)]
+pub struct DeliveryContext {
+    pub delivery: Delivery,
+    pub subscription: Option<Subscription>,
+    pub event: Option<Event>,
+}
+
+/// The joined row [`Webhooks::delivery_context`] reads.
+pub(crate) fn context_sql() -> String {
+    let prefixed = |table: &str, columns: &str, prefix: &str| {
+        columns
+            .split(',')
+            .map(|c| format!("{table}.{0} AS {prefix}{0}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "SELECT {}, {}, {} FROM webhook_deliveries d \
+         LEFT JOIN webhook_subscriptions s ON s.id = d.subscription_id \
+         LEFT JOIN webhook_events e ON e.id = d.event_id WHERE d.id = $1",
+        prefixed("d", DELIVERY_COLUMNS, ""),
+        prefixed("s", SUBSCRIPTION_COLUMNS, "s_"),
+        prefixed("e", EVENT_COLUMNS, "e_"),
+    )
 }
 
 /// Which deliveries to list: newest first, before the cursor.
@@ -164,7 +194,8 @@ pub struct AttemptRecord {
     pub next_attempt_us: Option<i64>,
 }
 
-/// A delivery keeps its last attempts only (the count stays exact).
+/// A delivery keeps its first attempts only (a replayed delivery could otherwise grow without
+/// bound); `attempt_count` stays exact.
 pub const MAX_ATTEMPTS_KEPT: usize = 50;
 
 #[async_trait]
@@ -230,6 +261,10 @@ pub trait Webhooks: Send + Sync {
 
     async fn delivery(&self, id: Uuid) -> Result<Option<Delivery>, StoreError>;
 
+    /// A delivery with its subscription and event (either gone: `None`), in one round trip:
+    /// what an attempt needs.
+    async fn delivery_context(&self, id: Uuid) -> Result<Option<DeliveryContext>, StoreError>;
+
     async fn list_deliveries(&self, filter: &DeliveryFilter) -> Result<Vec<Delivery>, StoreError>;
 
     /// Append an attempt and move the delivery; false when the delivery is no longer pending
@@ -245,7 +280,7 @@ pub(crate) const EVENT_COLUMNS: &str = "id, source, event_id, event_type, payloa
 pub(crate) const SUBSCRIPTION_COLUMNS: &str = "id, owner, target_url, event_types, secret, \
      status, disabled_reason, failing_since_us, created_us, updated_us";
 pub(crate) const DELIVERY_COLUMNS: &str = "id, subscription_id, owner, event_id, event_type, \
-     status, attempts, next_attempt_us, created_us, updated_us";
+     status, attempts, attempt_count, next_attempt_us, created_us, updated_us";
 
 /// `INSERT` of `n` events, each `(id, source, event_id, event_type, payload, received_us)`,
 /// answering with the rows it stored.
@@ -329,30 +364,44 @@ pub(crate) trait WebhookRow: sqlx::Row {
     fn opt_text(&self, column: &str) -> Result<Option<String>, sqlx::Error>;
     fn int(&self, column: &str) -> Result<i64, sqlx::Error>;
     fn opt_int(&self, column: &str) -> Result<Option<i64>, sqlx::Error>;
+    /// An `INTEGER` column (32 bits on PostgreSQL).
+    fn int32(&self, column: &str) -> Result<i32, sqlx::Error>;
 
     fn event(&self) -> Result<Event, sqlx::Error> {
+        self.event_at("")
+    }
+
+    /// An event from columns named `<prefix><column>` (a joined row).
+    fn event_at(&self, prefix: &str) -> Result<Event, sqlx::Error> {
+        let c = |name: &str| format!("{prefix}{name}");
         Ok(Event {
-            id: uuid_text(&self.text("id")?)?,
-            source: self.text("source")?,
-            event_id: self.text("event_id")?,
-            event_type: self.text("event_type")?,
-            payload: self.text("payload")?,
-            received_us: self.int("received_us")?,
+            id: uuid_text(&self.text(&c("id"))?)?,
+            source: self.text(&c("source"))?,
+            event_id: self.text(&c("event_id"))?,
+            event_type: self.text(&c("event_type"))?,
+            payload: self.text(&c("payload"))?,
+            received_us: self.int(&c("received_us"))?,
         })
     }
 
     fn subscription(&self) -> Result<Subscription, sqlx::Error> {
+        self.subscription_at("")
+    }
+
+    /// A subscription from columns named `<prefix><column>` (a joined row).
+    fn subscription_at(&self, prefix: &str) -> Result<Subscription, sqlx::Error> {
+        let c = |name: &str| format!("{prefix}{name}");
         Ok(Subscription {
-            id: uuid_text(&self.text("id")?)?,
-            owner: uuid_text(&self.text("owner")?)?,
-            target_url: self.text("target_url")?,
-            event_types: json_text(&self.text("event_types")?)?,
-            secret: self.text("secret")?,
-            status: status_text(&self.text("status")?)?,
-            disabled_reason: self.opt_text("disabled_reason")?,
-            failing_since_us: self.opt_int("failing_since_us")?,
-            created_us: self.int("created_us")?,
-            updated_us: self.int("updated_us")?,
+            id: uuid_text(&self.text(&c("id"))?)?,
+            owner: uuid_text(&self.text(&c("owner"))?)?,
+            target_url: self.text(&c("target_url"))?,
+            event_types: json_text(&self.text(&c("event_types"))?)?,
+            secret: self.text(&c("secret"))?,
+            status: status_text(&self.text(&c("status"))?)?,
+            disabled_reason: self.opt_text(&c("disabled_reason"))?,
+            failing_since_us: self.opt_int(&c("failing_since_us"))?,
+            created_us: self.int(&c("created_us"))?,
+            updated_us: self.int(&c("updated_us"))?,
         })
     }
 
@@ -368,6 +417,7 @@ pub(crate) trait WebhookRow: sqlx::Row {
                 sqlx::Error::Decode(format!("unknown delivery status {status}").into())
             })?,
             attempts: json_text(&self.text("attempts")?)?,
+            attempt_count: self.int32("attempt_count")?.try_into().unwrap_or(0),
             next_attempt_us: self.opt_int("next_attempt_us")?,
             created_us: self.int("created_us")?,
             updated_us: self.int("updated_us")?,
@@ -390,6 +440,9 @@ macro_rules! webhook_row {
             fn opt_int(&self, column: &str) -> Result<Option<i64>, sqlx::Error> {
                 sqlx::Row::try_get(self, column)
             }
+            fn int32(&self, column: &str) -> Result<i32, sqlx::Error> {
+                sqlx::Row::try_get(self, column)
+            }
         }
     };
 }
@@ -397,9 +450,10 @@ pub(crate) use webhook_row;
 
 /// The one implementation of [`Webhooks`], for a store type whose `$read` and `$write` fields
 /// are its pools, whose `err()` maps driver errors, and whose `insert_webhook_events` stores a
-/// batch of events in its dialect's fastest form, answering with the ids it inserted.
+/// batch of events in its dialect's fastest form, answering with the ids it inserted; `$append`
+/// is the dialect's expression for `attempts` with the JSON attempt `$2` appended.
 macro_rules! impl_webhooks {
-    ($store:ty, $read:ident, $write:ident) => {
+    ($store:ty, $read:ident, $write:ident, $append:literal) => {
         #[async_trait::async_trait]
         impl $crate::webhooks::Webhooks for $store {
             async fn record_events(
@@ -722,6 +776,35 @@ macro_rules! impl_webhooks {
                     .map_err(self.err())
             }
 
+            async fn delivery_context(
+                &self,
+                id: uuid::Uuid,
+            ) -> Result<Option<$crate::webhooks::DeliveryContext>, $crate::StoreError> {
+                use $crate::webhooks::*;
+                let row = sqlx::query(&context_sql())
+                    .bind(id.to_string())
+                    .fetch_optional(&self.$read)
+                    .await
+                    .map_err(self.err())?;
+                let Some(row) = row else { return Ok(None) };
+                let read = || -> Result<DeliveryContext, sqlx::Error> {
+                    let subscription = match row.opt_text("s_id")? {
+                        Some(_) => Some(row.subscription_at("s_")?),
+                        None => None,
+                    };
+                    let event = match row.opt_text("e_id")? {
+                        Some(_) => Some(row.event_at("e_")?),
+                        None => None,
+                    };
+                    Ok(DeliveryContext {
+                        delivery: row.delivery()?,
+                        subscription,
+                        event,
+                    })
+                };
+                read().map(Some).map_err(self.err())
+            }
+
             async fn list_deliveries(
                 &self,
                 filter: &$crate::webhooks::DeliveryFilter,
@@ -755,39 +838,24 @@ macro_rules! impl_webhooks {
                 record: &$crate::webhooks::AttemptRecord,
             ) -> Result<bool, $crate::StoreError> {
                 use $crate::webhooks::*;
-                let mut tx = self.$write.begin().await.map_err(self.err())?;
-                let row = sqlx::query(
-                    "SELECT attempts FROM webhook_deliveries WHERE id = $1 AND status = 'pending'",
-                )
-                .bind(id.to_string())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(self.err())?;
-                let Some(row) = row else {
-                    return Ok(false);
-                };
-                let mut attempts: Vec<Attempt> =
-                    json_text(&row.text("attempts").map_err(self.err())?).map_err(self.err())?;
-                attempts.push(record.attempt.clone());
-                let keep_from = attempts.len().saturating_sub(MAX_ATTEMPTS_KEPT);
-                let attempts = serde_json::to_string(&attempts[keep_from..]).unwrap_or_default();
-                let changed = sqlx::query(
-                    "UPDATE webhook_deliveries SET attempts = $2, \
-                     attempt_count = attempt_count + 1, status = $3, next_attempt_us = $4, \
-                     updated_us = $5 WHERE id = $1 AND status = 'pending'",
-                )
-                .bind(id.to_string())
-                .bind(attempts)
-                .bind(record.status.as_str())
-                .bind(record.next_attempt_us)
-                .bind(record.attempt.at_us)
-                .execute(&mut *tx)
-                .await
-                .map_err(self.err())?
-                .rows_affected()
-                    > 0;
-                tx.commit().await.map_err(self.err())?;
-                Ok(changed)
+                let sql = format!(
+                    "UPDATE webhook_deliveries SET attempts = CASE WHEN attempt_count < {MAX_ATTEMPTS_KEPT} \
+                     THEN {} ELSE attempts END, attempt_count = attempt_count + 1, status = $3, \
+                     next_attempt_us = $4, updated_us = $5 WHERE id = $1 AND status = 'pending'",
+                    $append
+                );
+                let attempt = serde_json::to_string(&record.attempt).unwrap_or_default();
+                let changed = sqlx::query(&sql)
+                    .bind(id.to_string())
+                    .bind(attempt)
+                    .bind(record.status.as_str())
+                    .bind(record.next_attempt_us)
+                    .bind(record.attempt.at_us)
+                    .execute(&self.$write)
+                    .await
+                    .map_err(self.err())?
+                    .rows_affected();
+                Ok(changed > 0)
             }
 
             async fn reset_delivery(

@@ -37,14 +37,14 @@ pub struct HooksInArgs {
 }
 
 /// Signs one message per call: a fresh id, the current second, the body.
-struct Signer {
+pub(super) struct Signer {
     key: Vec<u8>,
     run: String,
     next: AtomicU64,
 }
 
 impl Signer {
-    fn new(secret: &str) -> Result<Signer> {
+    pub(super) fn new(secret: &str) -> Result<Signer> {
         let b64 = secret
             .strip_prefix("whsec_")
             .context("--secret must be whsec_<base64>")?;
@@ -71,18 +71,29 @@ impl Signer {
             r#"{{"type":"lead.created","id":"{id}","lead":{{"name":"Load {n}","email":"load{n}@bench.local","source":"helix-load","score":{}}}}}"#,
             n % 100
         );
+        let signature = self.sign(&id, &t, body.as_bytes());
+        (id, t, signature, Bytes::from(body))
+    }
+
+    /// The `webhook-signature` of a message.
+    pub(super) fn sign(&self, id: &str, t: &str, body: &[u8]) -> String {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length");
         mac.update(format!("{id}.{t}.").as_bytes());
-        mac.update(body.as_bytes());
-        let signature = format!(
+        mac.update(body);
+        format!(
             "v1,{}",
             base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
-        );
-        (id, t, signature, Bytes::from(body))
+        )
+    }
+
+    /// A fresh message id of this run.
+    pub(super) fn id(&self) -> String {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        format!("msg_{}_{n}", self.run)
     }
 }
 
-fn value(text: &str) -> HeaderValue {
+pub(super) fn value(text: &str) -> HeaderValue {
     HeaderValue::from_str(text).expect("ASCII header value")
 }
 

@@ -2,3 +2,4 @@
 //! `hooks-out` (deliveries from the worker to local endpoints, healthy and timing out).
 
 pub mod inbound;
+pub mod outbound;

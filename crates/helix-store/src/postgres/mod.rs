@@ -389,4 +389,9 @@ impl PgStore {
 }
 
 crate::webhooks::webhook_row!(sqlx::postgres::PgRow);
-crate::webhooks::impl_webhooks!(PgStore, pool, pool);
+crate::webhooks::impl_webhooks!(
+    PgStore,
+    pool,
+    pool,
+    "(attempts::jsonb || jsonb_build_array($2::jsonb))::text"
+);

@@ -345,4 +345,9 @@ impl SqliteStore {
 }
 
 crate::webhooks::webhook_row!(sqlx::sqlite::SqliteRow);
-crate::webhooks::impl_webhooks!(SqliteStore, pool, writer);
+crate::webhooks::impl_webhooks!(
+    SqliteStore,
+    pool,
+    writer,
+    "json_insert(attempts, '$[#]', json($2))"
+);

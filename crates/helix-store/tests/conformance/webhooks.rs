@@ -208,7 +208,17 @@ async fn attempts_are_appended_while_pending(db: Db) {
     let d = hooks.delivery(id).await.unwrap().unwrap();
     assert_eq!(d.status, DeliveryStatus::Succeeded);
     assert_eq!(d.attempts, vec![failed.attempt, ok.attempt]);
+    assert_eq!(d.attempt_count, 2);
     assert_eq!(d.next_attempt_us, None);
+    let context = hooks.delivery_context(id).await.unwrap().unwrap();
+    assert_eq!(context.delivery, d);
+    assert_eq!(context.subscription.unwrap().id, d.subscription_id);
+    assert_eq!(context.event.unwrap().id, d.event_id);
+    assert!(hooks
+        .delivery_context(Uuid::now_v7())
+        .await
+        .unwrap()
+        .is_none());
     let succeeded = hooks
         .list_deliveries(&DeliveryFilter {
             status: Some(DeliveryStatus::Succeeded),
@@ -241,6 +251,9 @@ async fn unsubscribing_cancels_pending_deliveries(db: Db) {
     assert!(hooks.subscription(s.id).await.unwrap().is_none());
     let d = hooks.delivery(id).await.unwrap().unwrap();
     assert_eq!(d.status, DeliveryStatus::Cancelled);
+    let orphan = hooks.delivery_context(id).await.unwrap().unwrap();
+    assert!(orphan.subscription.is_none(), "the endpoint is gone");
+    assert!(orphan.event.is_some());
     assert!(!hooks.reset_delivery(id, 10).await.unwrap());
 }
 

@@ -44,14 +44,16 @@ fn env() -> Vec<(&'static str, &'static str)> {
     ]
 }
 
-/// backend-api (for accounts), zapier-integration, and with `worker` a worker on the
-/// `webhooks` queue.
-async fn world(worker: bool) -> World {
+/// Both webhook lanes.
+const BOTH_LANES: Option<&str> = Some("webhooks:concurrency=50;webhooks-slow:concurrency=10");
+
+/// backend-api (for accounts), zapier-integration, and a worker on `queues` if given.
+async fn world(queues: Option<&'static str>) -> World {
     let (api, admin) = with_admin(TestBackends::new(), &[]).await;
     let hooks = spawn_sibling(&api, "zapier-integration", &env()).await;
-    let worker = if worker {
+    let worker = if let Some(queues) = queues {
         let mut vars = env();
-        vars.push(("HELIX_WORKER_QUEUES", "webhooks:concurrency=50"));
+        vars.push(("HELIX_WORKER_QUEUES", queues));
         let worker = spawn_sibling(&api, "worker", &vars).await;
         helix::services::start(&worker.state).expect("the worker starts");
         Some(worker)
@@ -131,7 +133,7 @@ async fn event_rows(app: &TestApp) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signed_events_are_stored_once_and_anything_else_is_refused() {
-    let w = world(false).await;
+    let w = world(None).await;
     let body = r#"{"type":"lead.created","lead":{"name":"Ada"}}"#;
 
     let (status, first) = crm_event(&w.hooks, "msg_1", body).await;
@@ -213,7 +215,7 @@ async fn signed_events_are_stored_once_and_anything_else_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_old_zapier_path_requires_its_signature() {
-    let w = world(false).await;
+    let w = world(None).await;
     let body = r#"{"id":"zap-77","event":"form.submitted","email":"a@example.com"}"#;
 
     let (status, answer) = send(&w.hooks, "/webhook/zapier", &[], body).await;
@@ -280,7 +282,7 @@ async fn deliveries(w: &World, token: &str, query: &str) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_reach_every_matching_endpoint_signed() {
-    let w = world(true).await;
+    let w = world(BOTH_LANES).await;
     let ada = signup(&w.api, "ada").await;
     let bob = signup(&w.api, "bob").await;
     let leads = subscribe(&w, &ada.jwt, "/ada", json!(["lead.created"])).await;
@@ -346,7 +348,7 @@ async fn events_reach_every_matching_endpoint_signed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscription_targets_must_be_http_and_outside_the_network() {
-    let w = world(false).await;
+    let w = world(None).await;
     let ada = signup(&w.api, "ada").await;
     for target in [
         "ftp://example.com/hook",
@@ -395,7 +397,7 @@ async fn subscription_targets_must_be_http_and_outside_the_network() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gone_unsubscribes_and_a_failure_is_retried_on_schedule() {
-    let w = world(true).await;
+    let w = world(BOTH_LANES).await;
     let ada = signup(&w.api, "ada").await;
     w.receiver.set("/gone", Mode::Status(410));
     w.receiver.set("/flaky", Mode::Status(500));
@@ -446,7 +448,7 @@ async fn gone_unsubscribes_and_a_failure_is_retried_on_schedule() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttled_and_slow_endpoints_wait_a_minute_and_hold_up_nobody() {
-    let w = world(true).await;
+    let w = world(Some("webhooks:concurrency=50")).await;
     let ada = signup(&w.api, "ada").await;
     w.receiver.set("/throttled", Mode::Throttle("120"));
     w.receiver
@@ -486,11 +488,41 @@ async fn throttled_and_slow_endpoints_wait_a_minute_and_hold_up_nobody() {
             other => panic!("unexpected attempt {other:?}: {d}"),
         }
     }
+
+    // Both endpoints are failing now: the next event's deliveries to them wait in the slow
+    // lane (which this worker does not serve), and the healthy endpoint still gets it at once.
+    crm_event(&w.hooks, "msg_s2", r#"{"type":"t"}"#).await;
+    eventually("the healthy endpoint got the second event", async || {
+        w.receiver.hits("/healthy").len() == 2
+    })
+    .await;
+    let jobs = w
+        .hooks
+        .state
+        .jobs()
+        .expect("a job backend")
+        .backend()
+        .clone();
+    eventually("two deliveries wait in the slow lane", async || {
+        let filter = helix_jobs::ListFilter {
+            queue: Some("webhooks-slow".into()),
+            limit: 10,
+            ..helix_jobs::ListFilter::default()
+        };
+        jobs.list(&filter).await.unwrap().len() == 2
+    })
+    .await;
+    assert_eq!(
+        w.receiver.hits("/slow").len(),
+        1,
+        "not tried again in the main lane"
+    );
+    assert_eq!(w.receiver.hits("/throttled").len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_endpoint_failing_for_five_days_is_disabled_and_its_owner_told() {
-    let w = world(true).await;
+    let w = world(BOTH_LANES).await;
     let ada = signup(&w.api, "ada").await;
     w.receiver.set("/down", Mode::Status(503));
     let sub = subscribe(&w, &ada.jwt, "/down", json!(["*"])).await;
@@ -533,7 +565,7 @@ async fn an_endpoint_failing_for_five_days_is_disabled_and_its_owner_told() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unsubscribing_is_for_the_owner_and_stops_deliveries() {
-    let w = world(true).await;
+    let w = world(BOTH_LANES).await;
     let ada = signup(&w.api, "ada").await;
     let bob = signup(&w.api, "bob").await;
     w.receiver.set("/a", Mode::Status(502));
@@ -577,7 +609,7 @@ async fn unsubscribing_is_for_the_owner_and_stops_deliveries() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_old_endpoints_keep_working() {
-    let w = world(true).await;
+    let w = world(BOTH_LANES).await;
     let ada = signup(&w.api, "ada").await;
     subscribe(&w, &ada.jwt, "/zap", json!(["deal.won"])).await;
 

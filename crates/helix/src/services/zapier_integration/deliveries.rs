@@ -156,7 +156,7 @@ pub async fn replay(
         .jobs()
         .ok_or_else(|| ApiError::internal("zapier-integration started without a job backend"))?;
     jobs.backend()
-        .enqueue(&[deliver_job(delivery.id, now)])
+        .enqueue(&[deliver_job(delivery.id, now, 0, false)])
         .await
         .map_err(crate::services::backend_api::jobs::job_error)?;
     let again = hooks

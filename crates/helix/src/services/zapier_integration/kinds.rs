@@ -1,6 +1,9 @@
 //! The job kinds that carry events out: [`Fanout`] turns one stored event into one delivery per
 //! subscribed endpoint, and [`Deliver`] makes one attempt of one delivery, signed with the
-//! Standard Webhooks headers. Both run on the worker, queue [`QUEUE`].
+//! Standard Webhooks headers. Both run on the worker, queue [`QUEUE`]; the deliveries of an
+//! endpoint that is failing (timing out, refusing) go to a lane of their own, [`SLOW_QUEUE`], so
+//! that endpoints which hold a connection open until the timeout never take the slots healthy
+//! endpoints are delivered from.
 //!
 //! A delivery's schedule is its own: about 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h after
 //! each failure (±20 %), at least 60 s after a 429 or a timeout, a `Retry-After` honoured up to
@@ -15,7 +18,7 @@ use std::time::{Duration, Instant};
 use helix_jobs::{JobBackend, JobContext, JobFailure, JobId, JobKind, NewJob, Unique};
 use helix_store::audit::AuditEvent;
 use helix_store::webhooks::{
-    Attempt, AttemptRecord, Delivery, DeliveryStatus, Event, Subscription,
+    Attempt, AttemptRecord, Delivery, DeliveryContext, DeliveryStatus, Event, Subscription,
 };
 use helix_store::Store;
 use rand::Rng;
@@ -28,6 +31,8 @@ use crate::shared::outbound::Guard;
 
 /// Where webhook jobs run; give it a concurrency of its own (`HELIX_WORKER_QUEUES`).
 pub const QUEUE: &str = "webhooks";
+/// Where deliveries to endpoints in a run of failures wait their turn.
+pub const SLOW_QUEUE: &str = "webhooks-slow";
 
 /// The wait after failed attempt n (from 1); after the last entry the delivery has failed.
 pub const SCHEDULE: [Duration; 7] = [
@@ -76,14 +81,21 @@ pub fn fanout_job(events: Vec<Uuid>) -> NewJob {
     job::<Fanout>(&FanoutPayload { events }, None, 10)
 }
 
-/// The job of a delivery's next attempts; `replay` numbers a replay (0: the first run).
-pub fn deliver_job(delivery: Uuid, replay: i64) -> NewJob {
-    let attempts = SCHEDULE.len() as u32 + 1;
-    job::<Deliver>(
-        &DeliverPayload { delivery },
-        Some(format!("webhook.deliver:{delivery}:{replay}")),
+/// The job of a delivery's next attempts; `run` tells runs apart (0 the first, a replay's time,
+/// a move's attempt); `made` attempts of this run came before it; `slow` puts it in the failing
+/// endpoints' lane.
+pub fn deliver_job(delivery: Uuid, run: i64, made: u32, slow: bool) -> NewJob {
+    let attempts = (SCHEDULE.len() as u32 + 1).saturating_sub(made).max(1);
+    let lane = if slow { ":slow" } else { "" };
+    let mut job = job::<Deliver>(
+        &DeliverPayload { delivery, made },
+        Some(format!("webhook.deliver:{delivery}:{run}{lane}")),
         attempts,
-    )
+    );
+    if slow {
+        job.queue = SLOW_QUEUE.to_owned();
+    }
+    job
 }
 
 /// What both kinds need.
@@ -154,7 +166,12 @@ impl JobKind for Fanout {
                 .create_deliveries(&event, &wanting, now_us())
                 .await
                 .map_err(retry)?;
-            jobs.extend(ids.iter().map(|id| deliver_job(*id, 0)));
+            let lanes = wanting.iter().map(|s| s.failing_since_us.is_some());
+            jobs.extend(
+                ids.iter()
+                    .zip(lanes)
+                    .map(|(id, slow)| deliver_job(*id, 0, 0, slow)),
+            );
         }
         for chunk in jobs.chunks(500) {
             self.0.jobs.enqueue(chunk).await.map_err(retry)?;
@@ -170,6 +187,9 @@ pub struct Deliver(pub Context);
 #[serde(deny_unknown_fields)]
 pub struct DeliverPayload {
     pub delivery: Uuid,
+    /// Attempts of this run made by an earlier job (one that moved it to the slow lane).
+    #[serde(default)]
+    pub made: u32,
 }
 
 /// How an attempt went, before it is recorded.
@@ -196,35 +216,46 @@ impl JobKind for Deliver {
     const QUEUE: &'static str = QUEUE;
     type Payload = DeliverPayload;
 
-    async fn run(&self, payload: DeliverPayload, _ctx: JobContext) -> Result<(), JobFailure> {
+    async fn run(&self, payload: DeliverPayload, ctx: JobContext) -> Result<(), JobFailure> {
         let hooks = self.0.store.webhooks();
-        let Some(delivery) = hooks.delivery(payload.delivery).await.map_err(retry)? else {
+        let found = hooks
+            .delivery_context(payload.delivery)
+            .await
+            .map_err(retry)?;
+        let Some(DeliveryContext {
+            delivery,
+            subscription: Some(subscription),
+            event,
+        }) = found
+        else {
             return Ok(());
         };
         if delivery.status != DeliveryStatus::Pending {
             return Ok(());
         }
-        let Some(subscription) = hooks
-            .subscription(delivery.subscription_id)
-            .await
-            .map_err(retry)?
-        else {
+        // This run's attempts so far, counting those of the job that moved it here.
+        let made = payload.made + ctx.attempt - 1;
+        if subscription.failing_since_us.is_some() && ctx.queue == QUEUE {
+            // Its endpoint started failing since this job was queued: move to the slow lane.
+            let moved = deliver_job(delivery.id, ctx.attempt.into(), made, true);
+            self.0.jobs.enqueue(&[moved]).await.map_err(retry)?;
             return Ok(());
-        };
-        let Some(event) = hooks.event(delivery.event_id).await.map_err(retry)? else {
+        }
+        let Some(event) = event else {
             return Err(JobFailure::permanent("the event is gone"));
         };
         let started = Instant::now();
         let at_us = now_us();
         let answer = self.send(&subscription, &event).await;
         let attempt = Attempt {
-            n: delivery.attempts.last().map_or(1, |a| a.n + 1),
+            n: delivery.attempt_count + 1,
             at_us,
             status_code: answer.status(),
             duration_ms: started.elapsed().as_millis() as u64,
             error: answer.error(),
         };
-        self.settle(&delivery, &subscription, attempt, answer).await
+        self.settle(&delivery, &subscription, made + 1, attempt, answer)
+            .await
     }
 }
 
@@ -309,12 +340,13 @@ impl Deliver {
         &self,
         delivery: &Delivery,
         subscription: &Subscription,
+        run_attempt: u32,
         attempt: Attempt,
         answer: Answer,
     ) -> Result<(), JobFailure> {
         let hooks = self.0.store.webhooks();
         let now = attempt.at_us;
-        let n = attempt.n as usize;
+        let n = run_attempt as usize;
         let (status, wait) = match &answer {
             Answer::Ok(_) => (DeliveryStatus::Succeeded, None),
             Answer::Gone => (DeliveryStatus::Gone, None),
@@ -340,12 +372,13 @@ impl Deliver {
             return Ok(());
         }
         match answer {
-            Answer::Ok(_) => {
+            Answer::Ok(_) if subscription.failing_since_us.is_some() => {
                 hooks
                     .mark_endpoint(subscription.id, true, now)
                     .await
                     .map_err(retry)?;
             }
+            Answer::Ok(_) => {}
             Answer::Gone => {
                 self.disable(
                     subscription,
