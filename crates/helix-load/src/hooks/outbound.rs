@@ -252,7 +252,26 @@ pub async fn run(args: HooksOutArgs) -> Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let seen = shared.0.lock().unwrap();
+    report(
+        &args,
+        &shared.0.lock().unwrap(),
+        started,
+        sent_in,
+        (healthy, slow),
+    );
+    unsubscribe(&hooks, &made).await
+}
+
+/// Print what the endpoints saw.
+fn report(
+    args: &HooksOutArgs,
+    seen: &Seen,
+    started: Instant,
+    sent_in: Duration,
+    (healthy, slow): (usize, usize),
+) {
+    let want_healthy = (healthy * args.events) as u64;
+    let want_slow = (slow * args.events) as u64;
     let span = seen
         .last_healthy
         .map_or(Duration::ZERO, |t| t.duration_since(started));
@@ -294,6 +313,4 @@ pub async fn run(args: HooksOutArgs) -> Result<()> {
         "twice": seen.twice,
     });
     println!("SUMMARY {summary}");
-    drop(seen);
-    unsubscribe(&hooks, &made).await
 }
