@@ -198,6 +198,15 @@ pub struct AttemptRecord {
 /// bound); `attempt_count` stays exact.
 pub const MAX_ATTEMPTS_KEPT: usize = 50;
 
+/// The columns an attempt sets, given the dialect's expression for `attempts` with the attempt
+/// appended.
+pub(crate) fn attempt_set(appended: &str) -> String {
+    format!(
+        "attempts = CASE WHEN attempt_count < {MAX_ATTEMPTS_KEPT} THEN {appended} ELSE attempts END, \
+         attempt_count = attempt_count + 1"
+    )
+}
+
 #[async_trait]
 pub trait Webhooks: Send + Sync {
     /// Store events in one statement (at most [`MAX_EVENT_BATCH`]); each entry says whether it was
@@ -270,6 +279,13 @@ pub trait Webhooks: Send + Sync {
     /// Append an attempt and move the delivery; false when the delivery is no longer pending
     /// (cancelled meanwhile), and then nothing changes.
     async fn record_attempt(&self, id: Uuid, record: &AttemptRecord) -> Result<bool, StoreError>;
+
+    /// [`Webhooks::record_attempt`] for many deliveries (distinct ids) in one round trip and one
+    /// commit; entry i says whether delivery i was still pending.
+    async fn record_attempts(
+        &self,
+        batch: &[(Uuid, AttemptRecord)],
+    ) -> Result<Vec<bool>, StoreError>;
 
     /// Make a finished delivery pending again (a replay); false when it is pending already or
     /// its subscription is not active.
@@ -449,11 +465,11 @@ macro_rules! webhook_row {
 pub(crate) use webhook_row;
 
 /// The one implementation of [`Webhooks`], for a store type whose `$read` and `$write` fields
-/// are its pools, whose `err()` maps driver errors, and whose `insert_webhook_events` stores a
-/// batch of events in its dialect's fastest form, answering with the ids it inserted; `$append`
-/// is the dialect's expression for `attempts` with the JSON attempt `$2` appended.
+/// are its pools, whose `err()` maps driver errors, whose `insert_webhook_events` stores a batch
+/// of events and `update_webhook_attempts` a batch of attempts in its dialect's fastest form,
+/// each answering with the ids it changed.
 macro_rules! impl_webhooks {
-    ($store:ty, $read:ident, $write:ident, $append:literal) => {
+    ($store:ty, $read:ident, $write:ident) => {
         #[async_trait::async_trait]
         impl $crate::webhooks::Webhooks for $store {
             async fn record_events(
@@ -837,25 +853,27 @@ macro_rules! impl_webhooks {
                 id: uuid::Uuid,
                 record: &$crate::webhooks::AttemptRecord,
             ) -> Result<bool, $crate::StoreError> {
-                use $crate::webhooks::*;
-                let sql = format!(
-                    "UPDATE webhook_deliveries SET attempts = CASE WHEN attempt_count < {MAX_ATTEMPTS_KEPT} \
-                     THEN {} ELSE attempts END, attempt_count = attempt_count + 1, status = $3, \
-                     next_attempt_us = $4, updated_us = $5 WHERE id = $1 AND status = 'pending'",
-                    $append
-                );
-                let attempt = serde_json::to_string(&record.attempt).unwrap_or_default();
-                let changed = sqlx::query(&sql)
-                    .bind(id.to_string())
-                    .bind(attempt)
-                    .bind(record.status.as_str())
-                    .bind(record.next_attempt_us)
-                    .bind(record.attempt.at_us)
-                    .execute(&self.$write)
+                let done = self.record_attempts(&[(id, record.clone())]).await?;
+                Ok(done.first().copied().unwrap_or(false))
+            }
+
+            async fn record_attempts(
+                &self,
+                batch: &[(uuid::Uuid, $crate::webhooks::AttemptRecord)],
+            ) -> Result<Vec<bool>, $crate::StoreError> {
+                if batch.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let updated: std::collections::HashSet<String> = self
+                    .update_webhook_attempts(batch)
                     .await
                     .map_err(self.err())?
-                    .rows_affected();
-                Ok(changed > 0)
+                    .into_iter()
+                    .collect();
+                Ok(batch
+                    .iter()
+                    .map(|(id, _)| updated.contains(&id.to_string()))
+                    .collect())
             }
 
             async fn reset_delivery(

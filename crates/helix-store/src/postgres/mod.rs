@@ -362,6 +362,56 @@ mod tests {
 }
 
 impl PgStore {
+    /// One `UPDATE … FROM UNNEST` of column arrays, one commit for the whole batch.
+    async fn update_webhook_attempts(
+        &self,
+        batch: &[(uuid::Uuid, crate::webhooks::AttemptRecord)],
+    ) -> Result<Vec<String>, sqlx::Error> {
+        // Unqualified columns are the delivery's: `u` names none of them.
+        let set = crate::webhooks::attempt_set(
+            "(attempts::jsonb || jsonb_build_array(u.a::jsonb))::text",
+        );
+        let sql = format!(
+            "UPDATE webhook_deliveries d SET {set}, status = u.s, next_attempt_us = u.n, \
+             updated_us = u.t FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], \
+             $5::int8[]) AS u(id, a, s, n, t) WHERE d.id = u.id AND d.status = 'pending' \
+             RETURNING d.id"
+        );
+        sqlx::query_scalar(&sql)
+            .bind(
+                batch
+                    .iter()
+                    .map(|(id, _)| id.to_string())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                batch
+                    .iter()
+                    .map(|(_, r)| serde_json::to_string(&r.attempt).unwrap_or_default())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                batch
+                    .iter()
+                    .map(|(_, r)| r.status.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                batch
+                    .iter()
+                    .map(|(_, r)| r.next_attempt_us)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                batch
+                    .iter()
+                    .map(|(_, r)| r.attempt.at_us)
+                    .collect::<Vec<_>>(),
+            )
+            .fetch_all(&self.pool)
+            .await
+    }
+
     /// One `INSERT … SELECT FROM UNNEST` of column arrays: the same statement text for every
     /// batch size, so it is prepared once per connection (a `VALUES` list per size measured
     /// several times slower here).
@@ -389,9 +439,4 @@ impl PgStore {
 }
 
 crate::webhooks::webhook_row!(sqlx::postgres::PgRow);
-crate::webhooks::impl_webhooks!(
-    PgStore,
-    pool,
-    pool,
-    "(attempts::jsonb || jsonb_build_array($2::jsonb))::text"
-);
+crate::webhooks::impl_webhooks!(PgStore, pool, pool);

@@ -324,6 +324,35 @@ impl Store for SqliteStore {
 }
 
 impl SqliteStore {
+    /// One statement per attempt, all in one transaction (one commit).
+    async fn update_webhook_attempts(
+        &self,
+        batch: &[(uuid::Uuid, crate::webhooks::AttemptRecord)],
+    ) -> Result<Vec<String>, sqlx::Error> {
+        let sql = format!(
+            "UPDATE webhook_deliveries SET {}, status = $3, next_attempt_us = $4, \
+             updated_us = $5 WHERE id = $1 AND status = 'pending'",
+            crate::webhooks::attempt_set("json_insert(attempts, '$[#]', json($2))")
+        );
+        let mut tx = self.writer.begin().await?;
+        let mut updated = Vec::new();
+        for (id, record) in batch {
+            let done = sqlx::query(&sql)
+                .bind(id.to_string())
+                .bind(serde_json::to_string(&record.attempt).unwrap_or_default())
+                .bind(record.status.as_str())
+                .bind(record.next_attempt_us)
+                .bind(record.attempt.at_us)
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() > 0 {
+                updated.push(id.to_string());
+            }
+        }
+        tx.commit().await?;
+        Ok(updated)
+    }
+
     /// One multi-row `INSERT` (SQLite has no arrays to unnest); the ids it stored.
     async fn insert_webhook_events(
         &self,
@@ -345,9 +374,4 @@ impl SqliteStore {
 }
 
 crate::webhooks::webhook_row!(sqlx::sqlite::SqliteRow);
-crate::webhooks::impl_webhooks!(
-    SqliteStore,
-    pool,
-    writer,
-    "json_insert(attempts, '$[#]', json($2))"
-);
+crate::webhooks::impl_webhooks!(SqliteStore, pool, writer);

@@ -20,6 +20,7 @@ on_every_backend!(
     unsubscribing_cancels_pending_deliveries,
     disabling_ends_pending_deliveries_and_replays_need_an_active_endpoint,
     failure_runs_start_once_and_clear_on_success,
+    attempts_are_recorded_in_batches,
 );
 
 fn event(source: &str, event_id: &str, event_type: &str) -> Event {
@@ -321,4 +322,40 @@ async fn failure_runs_start_once_and_clear_on_success(db: Db) {
         hooks.mark_endpoint(s.id, false, 400).await.unwrap(),
         Some(400)
     );
+}
+
+async fn attempts_are_recorded_in_batches(db: Db) {
+    let store = db.open_migrated().await;
+    let hooks = store.webhooks();
+    let (a, _) = one_delivery(hooks).await;
+    let (b, _) = one_delivery(hooks).await;
+    let (c, _) = one_delivery(hooks).await;
+    let done = AttemptRecord {
+        attempt: attempt(1, Some(200)),
+        status: DeliveryStatus::Succeeded,
+        next_attempt_us: None,
+    };
+    let again = AttemptRecord {
+        attempt: attempt(1, Some(503)),
+        status: DeliveryStatus::Pending,
+        next_attempt_us: Some(77),
+    };
+    hooks.record_attempt(c, &done).await.unwrap();
+
+    let got = hooks
+        .record_attempts(&[(a, done.clone()), (b, again.clone()), (c, again.clone())])
+        .await
+        .unwrap();
+
+    assert_eq!(got, vec![true, true, false], "c had finished");
+    let a = hooks.delivery(a).await.unwrap().unwrap();
+    assert_eq!((a.status, a.attempt_count), (DeliveryStatus::Succeeded, 1));
+    let b = hooks.delivery(b).await.unwrap().unwrap();
+    assert_eq!(
+        (b.status, b.next_attempt_us, b.attempts.clone()),
+        (DeliveryStatus::Pending, Some(77), vec![again.attempt])
+    );
+    let c = hooks.delivery(c).await.unwrap().unwrap();
+    assert_eq!(c.attempt_count, 1, "unchanged");
+    assert!(hooks.record_attempts(&[]).await.unwrap().is_empty());
 }

@@ -102,6 +102,7 @@ pub fn deliver_job(delivery: Uuid, run: i64, made: u32, slow: bool) -> NewJob {
 #[derive(Clone)]
 pub struct Context {
     pub store: Arc<dyn Store>,
+    pub attempts: Arc<super::attempts::AttemptWriter>,
     pub jobs: Arc<dyn JobBackend>,
     pub guard: Guard,
     pub client: reqwest::Client,
@@ -116,6 +117,7 @@ impl Context {
     ) -> Self {
         let client = guard.clone().client(timeout);
         Self {
+            attempts: Arc::new(super::attempts::AttemptWriter::new(store.clone())),
             store,
             jobs,
             guard,
@@ -364,8 +366,10 @@ impl Deliver {
             status,
             next_attempt_us: wait.map(|w| now + w.as_micros() as i64),
         };
-        if !hooks
-            .record_attempt(delivery.id, &record)
+        if !self
+            .0
+            .attempts
+            .record(delivery.id, record)
             .await
             .map_err(retry)?
         {

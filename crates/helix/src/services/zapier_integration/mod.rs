@@ -7,6 +7,7 @@
 //! a schedule, and queryable and replayable by their owners ([`deliveries`]). Targets are held
 //! to the SSRF guard of `shared::outbound`. The old service's read endpoints live in [`legacy`].
 
+pub mod attempts;
 pub mod deliveries;
 pub mod inbound;
 pub mod ingest;
