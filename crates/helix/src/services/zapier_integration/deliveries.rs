@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::kinds::deliver_job;
-use super::time;
+use super::{owner, time};
 use crate::services::ServiceState;
 use crate::shared::auth::{Principal, Scope};
 use crate::shared::error::ApiError;
@@ -57,11 +57,6 @@ fn view(d: &Delivery) -> Value {
 fn id_field(field: &str, text: Option<&str>) -> Result<Option<Uuid>, ApiError> {
     text.map(|t| Uuid::parse_str(t).map_err(|_| ApiError::unprocessable(field, "a UUID")))
         .transpose()
-}
-
-/// The caller's view: their own, or everything for an admin.
-fn owner(principal: &Principal) -> Option<Uuid> {
-    (!principal.role.is_admin()).then_some(principal.user_id)
 }
 
 pub async fn list(

@@ -203,7 +203,7 @@ fn event_type(json: &Value, source: &str) -> String {
         .map_or_else(|| format!("{source}.event"), str::to_owned)
 }
 
-fn unavailable(e: Arc<IngestError>) -> ApiError {
+pub(super) fn unavailable(e: Arc<IngestError>) -> ApiError {
     let mut err = ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "unavailable",

@@ -147,13 +147,11 @@ async fn emit(
             .to_string(),
         received_us: chrono::Utc::now().timestamp_micros(),
     };
-    inbound.ingest.submit(event).await.map_err(|_| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "the event could not be stored right now; send it again",
-        )
-    })?;
+    inbound
+        .ingest
+        .submit(event)
+        .await
+        .map_err(super::inbound::unavailable)?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"status": "accepted", "id": id, "event_type": event_type})),

@@ -125,6 +125,11 @@ pub fn register(
     registry.register(kinds::Deliver(context));
 }
 
+/// Whose rows the caller sees: their own, or everyone's for an admin (`None`).
+pub fn owner(principal: &crate::shared::auth::Principal) -> Option<uuid::Uuid> {
+    (!principal.role.is_admin()).then_some(principal.user_id)
+}
+
 /// Microseconds since the epoch as the RFC 3339 text the API answers with.
 pub fn time(us: i64) -> String {
     chrono::DateTime::from_timestamp_micros(us)

@@ -48,8 +48,8 @@ pub fn view(s: &Subscription) -> Value {
         "event_types": s.event_types,
         "status": s.status,
         "disabled_reason": s.disabled_reason,
-        "failing_since": s.failing_since_us.map(crate::services::zapier_integration::time),
-        "created_at": crate::services::zapier_integration::time(s.created_us),
+        "failing_since": s.failing_since_us.map(super::time),
+        "created_at": super::time(s.created_us),
     })
 }
 
@@ -169,7 +169,7 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     principal.require(Scope::Write)?;
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::not_found())?;
-    let owner = (!principal.role.is_admin()).then_some(principal.user_id);
+    let owner = super::owner(&principal);
     let removed = state
         .require_store()?
         .webhooks()
