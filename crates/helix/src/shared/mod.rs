@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod checkpoint;
+pub mod coalesce;
 pub mod cors;
 pub mod error;
 pub mod jobs;

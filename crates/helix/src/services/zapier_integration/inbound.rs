@@ -21,6 +21,7 @@ use uuid::Uuid;
 
 use super::ingest::{Ingest, IngestError};
 use super::signature::{self, SignatureError, Signed};
+use crate::shared::coalesce::Failed;
 use crate::shared::error::ApiError;
 
 /// The source the old path receives for.
@@ -203,13 +204,13 @@ fn event_type(json: &Value, source: &str) -> String {
         .map_or_else(|| format!("{source}.event"), str::to_owned)
 }
 
-pub(super) fn unavailable(e: Arc<IngestError>) -> ApiError {
+pub(super) fn unavailable(e: Failed<IngestError>) -> ApiError {
     let mut err = ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "unavailable",
         "the event could not be stored right now; send it again",
     );
-    if let IngestError::Stopped = *e {
+    if let Failed::Stopped = e {
         err.message = "the service is stopping; send the event again".into();
     }
     err
